@@ -1,0 +1,273 @@
+"""The BN-NAS pipeline behind ``tools/search.py``: train (or reuse) a BN-only supernet, score, search, report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import accuracy_indicator  # noqa: F401  (registers the spos-acc indicator)
+from .arch import Arch, save_arch
+from .checkpoint import atomic_write_text
+from .data import build_classification_data
+from .distributed import init_distributed
+from .early_bird import EarlyBirdStopper, consecutive_similarity, settle_epoch, similarity_matrix
+from .errors import BNNASError
+from .flops import flops_table, params_table
+from .indicator import ScoreTable, as_scorer, build_indicator, bn_score_table
+from .search import SearchResult, check_budget, evolutionary_search, exact_search, num_choices, random_search
+from .space import get_space, list_spaces
+from .supernet import Supernet
+from .train_supernet import SupernetTrainConfig, SupernetTrainer, load_supernet, scores_from_record
+
+log = logging.getLogger("bnnas")
+
+
+def setup_logging(work_dir: Path, main: bool = True) -> None:
+    work_dir.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger("bnnas")
+    root.setLevel(logging.INFO if main else logging.WARNING)
+    root.handlers.clear()
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
+    for h in (logging.StreamHandler(sys.stdout), *( [logging.FileHandler(work_dir / "log.txt")] if main else [])):
+        h.setFormatter(fmt)
+        root.addHandler(h)
+    root.propagate = False
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description="BN-NAS: train a BN-only supernet, then find the best subnet under a FLOPs/latency budget.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = p.add_argument_group("data and space")
+    g.add_argument("--data", default=None, help="ImageNet-style folder (train/<class>/*.JPEG); default: built-in digits")
+    g.add_argument("--space", default=None, help=f"search space: {', '.join(list_spaces())} "
+                   "(default: spos-small for the built-in data, spos-imagenet for --data)")
+    g.add_argument("--holdout", type=int, default=0, help="training images held out for the spos-acc indicator")
+    g = p.add_argument_group("supernet")
+    g.add_argument("--supernet", default=None, help="reuse a trained supernet checkpoint instead of training")
+    g.add_argument("--epochs", type=int, default=10, help="supernet epochs (paper: 10 for SPOS, 15 for FairNAS)")
+    g.add_argument("--batch-size", type=int, default=None, help="per-process batch (default 32 digits, 256 folder)")
+    g.add_argument("--lr", type=float, default=None, help="peak LR (default: 0.8 * global batch / 1024, >= 0.05)")
+    g.add_argument("--warmup-epochs", type=float, default=None)
+    g.add_argument("--sampler", choices=["spos", "fairnas"], default="spos", help="path sampling policy")
+    g.add_argument("--train-mode", choices=["bn", "all"], default="bn", help="bn: only BN trains (the paper)")
+    g.add_argument("--bn-params", choices=["last", "all"], default="last",
+                   help="in bn mode, train only each op's last BN (official code) or every BN")
+    g.add_argument("--early-bird", action="store_true", help="stop training once the op ranking settles")
+    g.add_argument("--eb-threshold", type=float, default=0.95)
+    g.add_argument("--eb-patience", type=int, default=3)
+    g.add_argument("--workers", type=int, default=None, help="data loader workers (default 0 digits, 8 folder)")
+    g.add_argument("--ckpt-every", type=int, default=0, help="also checkpoint every N steps")
+    g.add_argument("--no-resume", action="store_true", help="refuse to resume (error if the work dir has a run)")
+    g = p.add_argument_group("search")
+    g.add_argument("--flops", type=float, default=None, help="budget in MFLOPs (default: the space's)")
+    g.add_argument("--latency", type=float, default=None, help="budget in ms, per-op latency measured on --device")
+    g.add_argument("--indicator", default="bn", help="bn (BN-NAS) or spos-acc (SPOS accuracy, needs held-out data)")
+    g.add_argument("--search", default="exact,evolution,random",
+                   help="comma list of exact, evolution, random; the arch comes from the first one listed")
+    g.add_argument("--population", type=int, default=50)
+    g.add_argument("--iterations", type=int, default=20)
+    g.add_argument("--samples", type=int, default=1000, help="random search samples")
+    g = p.add_argument_group("run")
+    g.add_argument("--work-dir", default="runs/search")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    g.add_argument("--no-amp", action="store_true")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def _train_or_load(args, space, data, device, dist, work_dir: Path) -> tuple[Supernet, dict]:
+    if args.supernet:
+        model, ckpt = load_supernet(args.supernet)
+        if model.space.name != space.name:
+            raise BNNASError(f"--supernet {args.supernet} is a {model.space.name!r} supernet, not {space.name!r}")
+        return model.to(device), {"source": str(args.supernet), "history": ckpt.get("history", []),
+                                  "config": ckpt.get("config", {}), "seconds": 0.0, "stopped_early_at": None}
+    cfg = SupernetTrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size or (32 if data.name == "digits" else 256), lr=args.lr,
+        warmup_epochs=args.warmup_epochs, sampler=args.sampler, train_mode=args.train_mode, bn_params=args.bn_params,
+        seed=args.seed, workers=args.workers if args.workers is not None else (0 if data.name == "digits" else 8),
+        amp=not args.no_amp, ckpt_every=args.ckpt_every)
+    if cfg.lr is None:
+        cfg.lr = max(0.05, 0.8 * cfg.batch_size * dist.world_size / 1024)
+    torch.manual_seed(args.seed)
+    model = Supernet(space)
+    trainer = SupernetTrainer(model, data, cfg, work_dir, device, dist, show_progress=not args.quiet)
+    if args.no_resume and trainer.ckpt_path.exists():
+        raise BNNASError(f"{trainer.ckpt_path} exists and --no-resume was given; choose another --work-dir")
+    stopper = EarlyBirdStopper(args.eb_threshold, args.eb_patience) if args.early_bird else None
+    cb = (lambda t: stopper.update([scores_from_record(h) for h in t.history])) if stopper else None
+    t0 = time.perf_counter()
+    result = trainer.fit(resume=True, on_epoch_end=cb)
+    return model, {"source": str(trainer.ckpt_path), "history": [asdict(h) for h in result.history],
+                   "config": asdict(cfg), "seconds": time.perf_counter() - t0,
+                   "stopped_early_at": result.stopped_early_at}
+
+
+def run(args: argparse.Namespace) -> dict:
+    work_dir = Path(args.work_dir)
+    dist, device = init_distributed(args.device)
+    setup_logging(work_dir, dist.is_main)
+    space_name = args.space or ("spos-small" if args.data is None else "spos-imagenet")
+    probe = get_space(space_name)
+    methods = [m.strip() for m in args.search.split(",") if m.strip()]
+    unknown = set(methods) - {"exact", "evolution", "random"}
+    if unknown or not methods:
+        raise BNNASError(f"unknown search method(s) {', '.join(sorted(unknown)) or '(none)'}: use exact, evolution, random")
+    data = build_classification_data(args.data, probe.input_size, args.holdout, args.seed)
+    space = get_space(space_name, data.num_classes)
+
+    # Budget first: an impossible budget should fail before hours of supernet training, not after.
+    if args.latency is not None:
+        from .latency import measure_latency_table
+
+        cost, budget, unit, scale = measure_latency_table(space, device, cache=work_dir / "latency_table.json"), \
+            args.latency / 1e3, "ms", 1e-3
+    else:
+        cost, budget, unit, scale = flops_table(space), (args.flops or space.default_budget) * 1e6, "MFLOPs", 1e6
+    check_budget(cost, budget, unit, scale)
+
+    t_all = time.perf_counter()
+    supernet, train_info = _train_or_load(args, space, data, device, dist, work_dir)
+    if not dist.is_main:
+        return {}
+    supernet.eval()
+    t0 = time.perf_counter()
+    indicator = build_indicator(args.indicator, supernet, data=data, device=device)
+    t_indicator = time.perf_counter() - t0
+    scorer = as_scorer(indicator)
+    nc = num_choices(space)
+    results: dict[str, SearchResult] = {}
+    for m in methods:
+        if m == "exact":
+            if not isinstance(indicator, ScoreTable):
+                log.warning("exact search needs an additive indicator; %s is not, skipping", args.indicator)
+                continue
+            results[m] = exact_search(indicator, cost, budget)
+        elif m == "evolution":
+            results[m] = evolutionary_search(scorer, cost, budget, nc, population=args.population,
+                                             iterations=args.iterations, seed=args.seed)
+        else:
+            results[m] = random_search(scorer, cost, budget, nc, samples=args.samples, seed=args.seed)
+        r = results[m]
+        log.info("%-9s score %.4f  cost %.3f %s  %d subnets  %.4fs", m, r.score, r.cost / scale, unit, r.evaluated,
+                 r.seconds)
+    if not results:
+        raise BNNASError("no search method could run")
+    best = results[next(m for m in methods if m in results)]
+    flops, params = flops_table(space), params_table(space)
+    bn_table = bn_score_table(supernet)
+    arch = Arch(space, tuple(best.choices), meta={
+        "flops_m": round(flops.of(best.choices) / 1e6, 3), "params_m": round(params.of(best.choices) / 1e6, 4),
+        "bn_score": round(bn_table.of(best.choices), 6),
+        "found_by": {"method": best.method, "indicator": args.indicator, "score": best.score,
+                     "budget": budget / scale, "budget_unit": unit, "supernet": train_info["source"],
+                     "train_mode": train_info["config"].get("train_mode"),
+                     "bn_params": train_info["config"].get("bn_params"),
+                     "sampler": train_info["config"].get("sampler"),
+                     "epochs_trained": len(train_info["history"]), "data": data.name, "seed": args.seed},
+    })
+    save_arch(arch, work_dir / "arch.json")
+    summary = _write_outputs(work_dir, space, arch, bn_table, train_info, results, budget, unit, scale,
+                             args, t_indicator, time.perf_counter() - t_all)
+    return summary
+
+
+def _write_outputs(work_dir, space, arch, bn_table, train_info, results, budget, unit, scale, args, t_indicator,
+                   t_all) -> dict:
+    from . import plots
+
+    history = train_info["history"]
+    tables = [scores_from_record(h) for h in history]
+    files = {"arch": "arch.json", "op_scores_plot": plots.plot_op_scores(
+        bn_table.scores, [l.choices for l in space.layers], work_dir / "op_scores.png", arch.choices).name}
+    settled = None
+    if len(tables) >= 2:
+        sim = similarity_matrix(tables)
+        cons = consecutive_similarity(tables)
+        settled = settle_epoch(cons, args.eb_threshold, args.eb_patience)
+        files["early_bird_plot"] = plots.plot_similarity(sim, work_dir / "early_bird.png", settled).name
+        np.savetxt(work_dir / "rank_similarity.csv", sim, delimiter=",", fmt="%.5f")
+    if history:
+        files["training_plot"] = plots.plot_training([h["epoch"] for h in history], [h["loss"] for h in history],
+                                                     [h["train_acc"] for h in history], work_dir / "training.png").name
+    hist = results["evolution"].history if "evolution" in results else next(iter(results.values())).history
+    files["search_plot"] = plots.plot_search(hist, budget, {k: (r.cost, r.score) for k, r in results.items()},
+                                             work_dir / "search.png", scale, unit).name
+    summary = {
+        "space": space.name, "arch": arch.ops, "flops_m": arch.meta["flops_m"], "params_m": arch.meta["params_m"],
+        "bn_score": arch.meta["bn_score"], "budget": budget / scale, "budget_unit": unit,
+        "supernet_seconds": round(train_info["seconds"], 2), "epochs_trained": len(history),
+        "stopped_early_at": train_info["stopped_early_at"], "ranking_settled_at": settled,
+        "indicator": args.indicator, "indicator_seconds": round(t_indicator, 4), "total_seconds": round(t_all, 2),
+        "search": {k: {**r.summary(), "cost": r.cost / scale, "ops": [space.layers[i].choices[c]
+                                                                      for i, c in enumerate(r.choices)]}
+                   for k, r in results.items()},
+        "files": files,
+    }
+    atomic_write_text(work_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(work_dir / "report.md", _report_md(summary, arch, bn_table, space))
+    print(_summary_table(summary))
+    return summary
+
+
+def _summary_table(s: dict) -> str:
+    rows = [("method", "score", s["budget_unit"], "subnets", "seconds")]
+    for k, r in s["search"].items():
+        rows.append((k, f"{r['score']:.4f}", f"{r['cost']:.3f}", str(r["evaluated"]), f"{r['seconds']:.4f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    line = "-+-".join("-" * w for w in widths)
+    out = [f"\nBN-NAS search on {s['space']} -- budget {s['budget']:g} {s['budget_unit']}", line]
+    for i, r in enumerate(rows):
+        out.append(" | ".join(c.ljust(w) for c, w in zip(r, widths)))
+        if i == 0:
+            out.append(line)
+    out += [line, f"arch: {' '.join(s['arch'])}",
+            f"FLOPs {s['flops_m']:.2f} M  params {s['params_m']:.3f} M  BN score {s['bn_score']:.4f}",
+            f"supernet {s['epochs_trained']} epochs in {s['supernet_seconds']:.1f}s; total {s['total_seconds']:.1f}s"]
+    return "\n".join(out) + "\n"
+
+
+def _report_md(s: dict, arch: Arch, table: ScoreTable, space) -> str:
+    lines = [f"# BN-NAS search report: {s['space']}", "",
+             f"Budget: {s['budget']:g} {s['budget_unit']}. Indicator: `{s['indicator']}`. "
+             f"Supernet: {s['epochs_trained']} epochs, {s['supernet_seconds']:.1f} s"
+             + (f", stopped early at epoch {s['stopped_early_at']}" if s["stopped_early_at"] else "") + ".",
+             f"Op ranking settled at epoch: {s['ranking_settled_at'] or 'not within the run'}.", "",
+             "## Search", "", "| method | score | cost | subnets | seconds |", "|---|---|---|---|---|"]
+    for k, r in s["search"].items():
+        lines.append(f"| {k} | {r['score']:.4f} | {r['cost']:.3f} | {r['evaluated']} | {r['seconds']:.4f} |")
+    lines += ["", f"## Chosen architecture ({s['flops_m']:.2f} MFLOPs, {s['params_m']:.3f} M params)", "",
+              "| layer | op | in -> out | stride | BN score |", "|---|---|---|---|---|"]
+    for i, (op, l, c) in enumerate(zip(arch.ops, space.layers, arch.choices)):
+        lines.append(f"| {i} | {op} | {l.cin} -> {l.cout} | {l.stride} | {table.scores[i, c]:.4f} |")
+    lines += [""] + [f"![{k}]({v})" for k, v in s["files"].items() if v.endswith(".png")] + [""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except BNNASError as e:
+        print(f"error: {format_error(e)}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def format_error(e: BaseException) -> str:
+    """One line, also for errors re-raised from DataLoader workers (whose message carries a traceback)."""
+    msg = str(e).strip()
+    if "Traceback" in msg:
+        msg = msg.splitlines()[-1]
+        msg = msg.split("BNNASError: ", 1)[-1]
+    return msg.splitlines()[0] if msg else type(e).__name__

@@ -1,0 +1,87 @@
+"""PNG plots a person would rather look at than read: op scores, ranking stability, the search landscape."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _save(fig, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_similarity(sim: np.ndarray, path: Path, settled: int | None = None, title: str = "") -> Path:
+    """Fig. 4 of the paper: epochs x epochs similarity of the op-rank vectors."""
+    fig, ax = plt.subplots(figsize=(5.2, 4.4))
+    n = len(sim)
+    im = ax.imshow(sim, vmin=max(0.0, float(np.nanmin(sim)) if n else 0.0), vmax=1.0, cmap="viridis", origin="lower",
+                   extent=(0.5, n + 0.5, 0.5, n + 0.5))
+    fig.colorbar(im, ax=ax, label="rank similarity")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("epoch")
+    if settled is not None:
+        ax.axvline(settled, color="w", ls="--", lw=1)
+        ax.axhline(settled, color="w", ls="--", lw=1)
+    ax.set_title(title or (f"op ranking settles at epoch {settled}" if settled else "op ranking similarity"))
+    return _save(fig, path)
+
+
+def plot_op_scores(scores: np.ndarray, choices: Sequence[Sequence[str]], path: Path, picked: Sequence[int] | None = None,
+                   title: str = "BN indicator per op") -> Path:
+    ops = sorted({op for layer in choices for op in layer}, key=lambda o: (len(o) != 4, o))
+    grid = np.full((len(choices), len(ops)), np.nan)
+    for l, layer in enumerate(choices):
+        for c, op in enumerate(layer):
+            grid[l, ops.index(op)] = scores[l, c]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(ops), 1.2 + 0.28 * len(choices)))
+    im = ax.imshow(grid, aspect="auto", cmap="magma")
+    fig.colorbar(im, ax=ax, label="mean |gamma| of last BN")
+    ax.set_xticks(range(len(ops)), ops)
+    ax.set_yticks(range(len(choices)), [f"L{l}" for l in range(len(choices))])
+    if picked is not None:
+        for l, c in enumerate(picked):
+            ax.add_patch(plt.Rectangle((ops.index(choices[l][c]) - 0.5, l - 0.5), 1, 1, fill=False, ec="cyan", lw=1.5))
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def plot_search(history: np.ndarray, budget: float, results: dict[str, tuple[float, float]], path: Path,
+                unit_scale: float = 1e6, unit: str = "MFLOPs") -> Path:
+    """Scored subnets (cost vs indicator), the budget, and where each search method ended."""
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    if len(history):
+        ax.scatter(history[:, 0] / unit_scale, history[:, 1], s=6, alpha=0.35, label="subnets scored by EA")
+    ax.axvline(budget / unit_scale, color="k", ls="--", lw=1, label="budget")
+    markers = {"exact": ("*", 220), "evolution": ("o", 80), "random": ("s", 60)}
+    for name, (cost, score) in results.items():
+        m, s = markers.get(name, ("D", 60))
+        ax.scatter([cost / unit_scale], [score], marker=m, s=s, edgecolor="k", zorder=5, label=f"{name} best")
+    ax.set_xlabel(unit)
+    ax.set_ylabel("subnet score")
+    ax.legend(fontsize=8)
+    ax.set_title("search under budget")
+    return _save(fig, path)
+
+
+def plot_training(epochs: Sequence[int], loss: Sequence[float], acc: Sequence[float], path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    ax.plot(epochs, loss, "o-", label="train loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax2 = ax.twinx()
+    ax2.plot(epochs, acc, "s--", color="tab:orange", label="train acc")
+    ax2.set_ylabel("accuracy")
+    fig.legend(loc="upper right", fontsize=8)
+    ax.set_title("supernet training")
+    return _save(fig, path)

@@ -1,0 +1,184 @@
+# BNNAS-EffDet: a searched BN-NAS backbone in the EfficientDet-D0 setting (SPEC section 7), COCO 2017.
+#
+#   mim train mmdet configs/bnnas_effdet.py                                   # 1 GPU (BN)
+#   mim train mmdet configs/bnnas_effdet.py --launcher pytorch --gpus 8       # 8 GPUs x 16 = batch 128 (SyncBN)
+#   mim test  mmdet configs/bnnas_effdet.py --checkpoint work_dirs/bnnas_effdet/epoch_300.pth
+#
+# Data: mmdet's standard COCO layout under data/coco/ (annotations/instances_{train,val}2017.json, train2017/,
+# val2017/). Change the two variables below to transfer another arch or start from retrained ImageNet weights
+# (tools/export_backbone.py writes the backbone file; without one the backbone starts from random init).
+import os
+
+backbone_arch = 'bnnas-spos'   # arch.json path, preset name (bnnas-spos, spos, abs-fairnas) or an inline dict
+backbone_checkpoint = None     # e.g. 'work_dirs/bnnas_backbone.pth' from tools/export_backbone.py
+backbone_se = False            # must match the exported weights
+
+image_size = 512
+num_classes = 80
+data_root = 'data/coco/'
+batch_size = 16                # per GPU; LR 0.16 is for a total batch of 128 and is rescaled (auto_scale_lr)
+
+# SyncBN when launched distributed (torchrun/mim --launcher pytorch set WORLD_SIZE before the config is read);
+# plain BN on one device. The backbone converts its own BNs (timm's BN+act layers) via sync_bn=True.
+distributed = int(os.environ.get('WORLD_SIZE', '1')) > 1
+norm_cfg = dict(type='SyncBN' if distributed else 'BN', momentum=0.01, eps=1e-3, requires_grad=True)
+
+default_scope = 'mmdet'
+custom_imports = dict(imports=['mmdet_plugin'], allow_failed_imports=False)
+
+model = dict(
+    type='EfficientDet',  # mmdet's RetinaNet plus a build-time neck/backbone width check (mmdet_plugin/detector.py)
+    data_preprocessor=dict(
+        type='DetDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True,
+        pad_size_divisor=128,  # stride of P7
+        batch_augments=[dict(type='BatchFixedSizePad', size=(image_size, image_size))]),
+    backbone=dict(
+        type='BNNASBackbone',
+        arch=backbone_arch,
+        se=backbone_se,
+        out_indices=(1, 2, 3),  # strides 8/16/32 (C3-C5)
+        frozen_stages=-1,
+        norm_eval=False,
+        sync_bn=distributed,
+        init_cfg=dict(type='Pretrained', checkpoint=backbone_checkpoint) if backbone_checkpoint else None),
+    neck=dict(
+        type='BiFPN',
+        in_channels=None,  # taken from the backbone (56/128/432 for the SPOS space)
+        num_channels=64,   # D0
+        num_repeats=3,     # D0
+        num_outs=5,        # P3-P7
+        norm_cfg=norm_cfg),
+    bbox_head=dict(
+        type='EfficientDetHead',
+        num_classes=num_classes,
+        in_channels=64,
+        feat_channels=64,
+        stacked_convs=3,   # D0
+        num_levels=5,
+        norm_cfg=norm_cfg,
+        prior_prob=0.01,
+        anchor_generator=dict(
+            type='AnchorGenerator',
+            octave_base_scale=4,       # anchor side = 4 x stride x 2^(k/3), k = 0, 1, 2
+            scales_per_octave=3,
+            ratios=[0.5, 1.0, 2.0],
+            strides=[8, 16, 32, 64, 128],
+            center_offset=0.5),
+        bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[.0, .0, .0, .0], target_stds=[1.0, 1.0, 1.0, 1.0]),
+        loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=1.5, alpha=0.25, loss_weight=1.0),
+        # EfficientDet's box loss is Huber(delta=0.1) x 50, summed over the 4 coordinates and divided by
+        # 4 x #positives. mmdet has no Huber loss, but Huber_d(x) = d * SmoothL1_beta=d(x), and mmdet divides by
+        # #positives only, so the same loss is SmoothL1(beta=0.1) with weight 50 * 0.1 / 4 = 1.25.
+        loss_bbox=dict(type='SmoothL1Loss', beta=0.1, loss_weight=1.25)),
+    train_cfg=dict(
+        assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.5, min_pos_iou=0, ignore_iof_thr=-1),
+        sampler=dict(type='PseudoSampler'),
+        allowed_border=-1,
+        pos_weight=-1,
+        debug=False),
+    test_cfg=dict(
+        nms_pre=1000,
+        min_bbox_size=0,
+        score_thr=0.05,
+        nms=dict(type='nms', iou_threshold=0.5),
+        max_per_img=100))
+
+# ---------------------------------------------------------------------------------------------------- data
+dataset_type = 'CheckedCocoDataset'  # CocoDataset + a clear error on empty/broken annotation files or missing images
+backend_args = None
+train_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='RandomResize', scale=(image_size, image_size), ratio_range=(0.1, 2.0), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=(image_size, image_size)),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+]
+train_dataloader = dict(
+    batch_size=batch_size,
+    num_workers=8,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    batch_sampler=dict(type='AspectRatioBatchSampler'),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file='annotations/instances_train2017.json',
+        data_prefix=dict(img='train2017/'),
+        filter_cfg=dict(filter_empty_gt=True, min_size=32),
+        max_broken_boxes=10,  # COCO train2017 has 2 zero-height boxes; they are dropped with a warning
+        pipeline=train_pipeline,
+        backend_args=backend_args))
+val_dataloader = dict(
+    batch_size=8,
+    num_workers=4,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file='annotations/instances_val2017.json',
+        data_prefix=dict(img='val2017/'),
+        test_mode=True,
+        max_broken_boxes=10,
+        pipeline=test_pipeline,
+        backend_args=backend_args))
+test_dataloader = val_dataloader
+val_evaluator = dict(
+    type='CocoMetric',  # pycocotools COCOeval: prints the 12 AP/AR numbers and logs bbox_mAP*
+    ann_file=data_root + 'annotations/instances_val2017.json',
+    metric='bbox',
+    format_only=False,
+    backend_args=backend_args)
+test_evaluator = val_evaluator
+
+# ---------------------------------------------------------------------------------------------------- schedule
+max_epochs = 300
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='SGD', lr=0.16, momentum=0.9, weight_decay=4e-5),
+    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0, bypass_duplicate=True),
+    clip_grad=dict(max_norm=10, norm_type=2))
+param_scheduler = [
+    # linear warm-up over the first epoch, then cosine to 0 (both stepped per iteration)
+    dict(type='LinearLR', start_factor=0.01, by_epoch=True, begin=0, end=1, convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', eta_min=0.0, by_epoch=True, begin=1, end=max_epochs, T_max=max_epochs - 1,
+         convert_to_iter_based=True),
+]
+# LR 0.16 is for a total batch of 128 (8 GPUs x 16); the runner rescales it linearly to GPUs x batch_size.
+auto_scale_lr = dict(enable=True, base_batch_size=128)
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=10)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+custom_hooks = [
+    # model EMA, decay 0.9998 (mmdet's ExpMomentumEMA uses momentum = 1 - decay)
+    dict(type='EMAHook', ema_type='ExpMomentumEMA', momentum=0.0002, update_buffers=True, priority=49),
+]
+
+# ---------------------------------------------------------------------------------------------------- runtime
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3, save_best='coco/bbox_mAP', rule='greater'),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='DetVisualizationHook'))
+env_cfg = dict(cudnn_benchmark=True, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+               dist_cfg=dict(backend='nccl'))
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='DetLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
+log_level = 'INFO'
+load_from = None
+resume = False
+randomness = dict(seed=0)

@@ -1,0 +1,131 @@
+"""A searched BN-NAS subnet as an mmdet backbone (the classifier head is dropped)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from mmengine.logging import MMLogger
+from mmengine.model import BaseModule
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from bnnas.arch import load_arch
+from bnnas.backbone_export import describe, load_backbone_state
+from bnnas.checkpoint import load_state_strict
+from bnnas.errors import BNNASError
+from bnnas.subnet import SubNet
+from mmdet.registry import MODELS
+
+
+@MODELS.register_module()
+class BNNASBackbone(BaseModule):
+    """Stem + searched layers of a :class:`bnnas.subnet.SubNet`, returning one feature map per chosen stride level.
+
+    Args:
+        arch: path to an ``arch.json``, a preset name (``bnnas-spos``, ``spos``, ``abs-fairnas``) or an arch dict.
+        se: squeeze-excitation in every MBConv (must match the pretrained weights).
+        out_indices: indices into the space's stride levels (the last layer of each stride). For ``spos-imagenet``
+            the levels are strides 4/8/16/32 with 32/56/128/432 channels, so ``(1, 2, 3)`` gives C3-C5.
+        frozen_stages: -1 trains everything; 0 freezes the stem; ``k >= 1`` freezes the stem and levels ``0..k-1``
+            (parameters stop training and their BNs stay in eval mode).
+        norm_eval: keep every BN of the backbone in eval mode during training (frozen running statistics).
+        sync_bn: convert the backbone's BNs to SyncBN (timm's converter, which keeps the activation that
+            timm's BN+act layers fuse in; mmengine's generic converter would drop it).
+        init_cfg: ``dict(type='Pretrained', checkpoint='bnnas_backbone.pth')`` loads an exported backbone
+            (tools/export_backbone.py) or a retrained subnet checkpoint; weights of another arch are refused.
+            ``prefix='backbone.'`` reads the backbone out of a detector checkpoint.
+
+    Attributes ``out_channels`` and ``out_strides`` describe the outputs (used to check neck widths).
+    """
+
+    def __init__(self, arch: str | dict = "bnnas-spos", se: bool = False, out_indices: Sequence[int] = (1, 2, 3),
+                 frozen_stages: int = -1, norm_eval: bool = False, sync_bn: bool = False,
+                 init_cfg: dict | list | None = None):
+        super().__init__(init_cfg=init_cfg)
+        self.arch = load_arch(arch)
+        self.se = bool(se)
+        net = SubNet(self.arch, se=self.se, dropout=0.0)
+        self.stem = net.stem
+        self.layers = net.layers
+        info = net.feature_info()
+        self.level_layers = tuple(i["layer"] for i in info)
+        self.level_channels = tuple(i["num_chs"] for i in info)
+        self.level_strides = tuple(i["reduction"] for i in info)
+
+        out_indices = tuple(int(i) for i in out_indices)
+        n = len(info)
+        if not out_indices or any(not 0 <= i < n for i in out_indices) or list(out_indices) != sorted(set(out_indices)):
+            raise BNNASError(
+                f"out_indices {out_indices} must be increasing indices into the {n} stride levels of space "
+                f"{self.arch.space.name!r} (strides {', '.join(map(str, self.level_strides))})"
+            )
+        if not -1 <= frozen_stages <= n:
+            raise BNNASError(f"frozen_stages must be in -1..{n}, got {frozen_stages}")
+        self.out_indices = out_indices
+        self.out_channels = tuple(self.level_channels[i] for i in out_indices)
+        self.out_strides = tuple(self.level_strides[i] for i in out_indices)
+        self._out_layers = {self.level_layers[i]: k for k, i in enumerate(out_indices)}
+        self._num_run = self.level_layers[out_indices[-1]] + 1  # layers after the last output are never run
+        for p in self.layers[self._num_run:].parameters():  # ... and must not look trainable (DDP unused params)
+            p.requires_grad = False
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        if sync_bn:
+            from timm.layers import convert_sync_batchnorm
+
+            self.stem = convert_sync_batchnorm(self.stem)
+            self.layers = convert_sync_batchnorm(self.layers)
+        self._freeze_stages()
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        x = self.stem(x)
+        outs: list[torch.Tensor] = []
+        for i in range(self._num_run):
+            x = self.layers[i](x)
+            if i in self._out_layers:
+                outs.append(x)
+        return tuple(outs)
+
+    # ------------------------------------------------------------------ freezing
+    def _frozen_modules(self) -> list[nn.Module]:
+        if self.frozen_stages < 0:
+            return []
+        mods: list[nn.Module] = [self.stem]
+        if self.frozen_stages >= 1:
+            last = self.level_layers[self.frozen_stages - 1]
+            mods.extend(self.layers[: last + 1])
+        return mods
+
+    def _freeze_stages(self) -> None:
+        for m in self._frozen_modules():
+            m.eval()
+            for p in m.parameters():
+                p.requires_grad = False
+
+    def train(self, mode: bool = True) -> "BNNASBackbone":
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    # ------------------------------------------------------------------ weights
+    def init_weights(self) -> None:
+        """Load a ``Pretrained`` checkpoint strictly (and check its arch); otherwise keep the SPEC init."""
+        cfg = self.init_cfg
+        if isinstance(cfg, dict) and cfg.get("type") == "Pretrained":
+            if not cfg.get("checkpoint"):
+                raise BNNASError("BNNASBackbone init_cfg type='Pretrained' needs checkpoint='<exported backbone>.pth'")
+            self.load_pretrained(cfg["checkpoint"], prefix=cfg.get("prefix"))
+            self._is_init = True
+            return
+        super().init_weights()
+
+    def load_pretrained(self, path: str, prefix: str | None = None) -> None:
+        state = load_backbone_state(path, self.arch, self.se, prefix=prefix)
+        load_state_strict(self, state, f"{path} (for backbone {describe(self.arch)}, se={self.se})")
+        MMLogger.get_current_instance().info(f"BNNASBackbone: loaded {len(state)} tensors from {path}")

@@ -1,0 +1,39 @@
+"""EfficientDet = mmdet's single-stage RetinaNet detector, plus a build-time check that the neck fits the backbone."""
+
+from __future__ import annotations
+
+import copy
+
+from bnnas.errors import BNNASError
+from mmdet.models.detectors import RetinaNet
+from mmdet.registry import MODELS
+
+
+def _backbone_type(cfg) -> str:
+    t = cfg.get("type", "")
+    return t if isinstance(t, str) else getattr(t, "__name__", "")
+
+
+@MODELS.register_module()
+class EfficientDet(RetinaNet):
+    """RetinaNet's forward/loss/predict unchanged; only construction differs.
+
+    With a ``BNNASBackbone``, ``neck.in_channels=None`` is filled in from the backbone's output widths (they depend on
+    the searched arch's space), and explicit widths that do not match the backbone are refused at build time with
+    one readable line instead of a shape error at the first forward pass.
+    """
+
+    def __init__(self, backbone: dict, neck: dict, bbox_head: dict, **kwargs):
+        neck = copy.deepcopy(neck)
+        if _backbone_type(backbone) in ("BNNASBackbone", "mmdet_plugin.BNNASBackbone") and neck.get("in_channels") is None:
+            neck["in_channels"] = list(MODELS.build(copy.deepcopy(backbone)).out_channels)
+        super().__init__(backbone=backbone, neck=neck, bbox_head=bbox_head, **kwargs)
+        have = getattr(self.backbone, "out_channels", None)
+        want = getattr(self.neck, "in_channels", None)
+        if have is not None and want is not None and list(have) != list(want):
+            arch = getattr(self.backbone, "arch", None)
+            raise BNNASError(
+                f"neck in_channels {list(want)} do not match the backbone outputs {list(have)}"
+                + (f" of arch {arch}" if arch is not None else "")
+                + "; set neck.in_channels=None to take them from the backbone"
+            )
