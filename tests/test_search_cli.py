@@ -127,3 +127,14 @@ def test_corrupt_image_is_named(tmp_path, capsys):
     err = _err(capsys, ["--data", str(data), "--space", "spos-small", "--epochs", "1", "--batch-size", "7",
                         "--workers", "0", "--work-dir", str(tmp_path / "run"), "--quiet"])
     assert "cannot read image" in err and "broken.JPEG" in err
+
+
+def test_spos_accuracy_indicator_search(demo_run, tmp_path):
+    """The baseline indicator: BN recalibrated on training batches, accuracy on held-out digits."""
+    wd, _ = demo_run
+    assert main(["--supernet", str(wd / "supernet.pth"), "--work-dir", str(tmp_path), "--quiet",
+                 "--indicator", "spos-acc", "--search", "evolution,exact", "--population", "4",
+                 "--iterations", "2"]) == 0
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert set(s["search"]) == {"evolution"}  # exact needs an additive indicator and is skipped
+    assert 0.0 <= s["search"]["evolution"]["score"] <= 1.0 and s["search"]["evolution"]["evaluated"] == 8
