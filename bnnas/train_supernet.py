@@ -121,6 +121,8 @@ class SupernetTrainer:
         self.device, self.dist, self.show_progress = device, dist, show_progress
         self.params = configure_trainable(supernet, cfg.train_mode, cfg.bn_params)
         supernet.to(device)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # every op sees fixed shapes: let cuDNN pick its fastest kernels
         if device.type == "cuda" and cfg.channels_last:
             supernet.to(memory_format=torch.channels_last)
         self.net: nn.Module = supernet
@@ -140,7 +142,9 @@ class SupernetTrainer:
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.history: list[EpochRecord] = []
-        self._run_loss = torch.zeros(2)  # running (loss sum, correct) within the current epoch
+        # running (loss sum, correct) within the current epoch, kept on the device: reading it every step would
+        # synchronise the host with the GPU and stop it queueing the next step's kernels during this one
+        self._run_loss = torch.zeros(2, device=device)
 
     @property
     def ckpt_path(self) -> Path:
@@ -152,7 +156,7 @@ class SupernetTrainer:
             "kind": "supernet", "space": self.model.space.name, "num_classes": self.model.space.num_classes,
             "config": asdict(self.cfg), "state_dict": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
-            "running": self._run_loss.clone(), "history": [asdict(h) for h in self.history], "finished": finished,
+            "running": self._run_loss.detach().cpu().clone(), "history": [asdict(h) for h in self.history], "finished": finished,
         }
 
     def save(self, finished: bool = False) -> None:
@@ -173,7 +177,7 @@ class SupernetTrainer:
         load_state_strict(self.model, ckpt["state_dict"], str(path))
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.epoch, self.step_in_epoch, self.global_step = ckpt["epoch"], ckpt["step_in_epoch"], ckpt["global_step"]
-        self._run_loss = ckpt["running"].clone()
+        self._run_loss = ckpt["running"].clone().to(self.device)
         self.history = [EpochRecord(**h) for h in ckpt["history"]]
         log.info("resumed from %s at epoch %d step %d", path, self.epoch, self.step_in_epoch)
 
@@ -183,7 +187,7 @@ class SupernetTrainer:
         self.sampler.set_epoch(self.epoch, self.step_in_epoch * self.cfg.batch_size)
         return DataLoader(self.dataset, self.cfg.batch_size, sampler=self.sampler, drop_last=True,
                           num_workers=self.cfg.workers, pin_memory=self.device.type == "cuda",
-                          persistent_workers=False)
+                          persistent_workers=False, collate_fn=self.data.collate_fn)
 
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         cfg = self.cfg
@@ -209,7 +213,7 @@ class SupernetTrainer:
         self.optimizer.step()
         with torch.no_grad():
             correct = (logits.detach().argmax(-1) == y).float().mean(1).sum() / len(paths)
-            self._run_loss += torch.stack([loss.detach().float().cpu() / len(paths), correct.cpu()])
+            self._run_loss += torch.stack([loss.detach().float() / len(paths), correct.float()])  # no host sync
         self.global_step += 1
         self.step_in_epoch += 1
 
@@ -225,13 +229,17 @@ class SupernetTrainer:
                        desc=f"supernet {self.epoch + 1}/{self.cfg.epochs}", leave=False, dynamic_ncols=True,
                        disable=not (self.show_progress and self.dist.is_main))
             for x, y in bar:
-                x = x.to(self.device, non_blocking=True)
+                if self.data.device_transform is not None:  # e.g. raw JPEG bytes -> augmented batch (GPU decode)
+                    x = self.data.device_transform(x, self.device)
+                else:
+                    x = x.to(self.device, non_blocking=True)
                 y = y.to(self.device, non_blocking=True)
                 if self.device.type == "cuda" and self.cfg.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 self._step(x, y)
                 n = max(1, self.step_in_epoch)
-                bar.set_postfix(loss=f"{self._run_loss[0].item() / n:.3f}", lr=f"{self.optimizer.param_groups[0]['lr']:.3g}")
+                if not bar.disable and (n % 20 == 0 or n == self.steps_per_epoch):  # .item() syncs: not every step
+                    bar.set_postfix(loss=f"{self._run_loss[0].item() / n:.3f}", lr=f"{self.optimizer.param_groups[0]['lr']:.3g}")
                 if self.cfg.ckpt_every and self.global_step % self.cfg.ckpt_every == 0:
                     self.save()
             bar.close()

@@ -13,20 +13,12 @@ from typing import Callable
 import numpy as np
 
 from ..flops import CostTable
-from .common import SearchResult, check_budget, sample_under_budget, sample_uniform
+from .common import FeasibleSampler, SearchResult, check_budget, subnet_keys, take_unseen
 
 
-def _take_new(cands: np.ndarray, cost: CostTable, budget: float, seen: set, n: int) -> list[np.ndarray]:
-    cands = cands[cost.batch(cands) <= budget]
-    out = []
-    for row in cands:
-        key = row.tobytes()
-        if key not in seen:
-            seen.add(key)
-            out.append(row)
-            if len(out) == n:
-                break
-    return out
+def _take_new(cands: np.ndarray, cost: CostTable, budget: float, seen: set, n: int, base: int) -> list[np.ndarray]:
+    """First n candidates (in order) that are new and within budget; marks them seen."""
+    return take_unseen(cands, subnet_keys(cands, base), seen, n, lambda rows: cost.batch(rows) <= budget)
 
 
 def evolutionary_search(
@@ -48,7 +40,8 @@ def evolutionary_search(
     rng = np.random.default_rng(seed)
     L = len(n_choices)
     seen: set = set()
-    cands = sample_under_budget(rng, n_choices, cost, budget, population, seen)
+    feasible = FeasibleSampler(n_choices, cost, budget)  # uniform over the feasible subnets, built once
+    cands = feasible.sample(rng, population, seen)
     all_pop, all_score = [], []
     top = np.zeros((0, L), dtype=np.int64)
     top_score = np.zeros(0)
@@ -62,23 +55,31 @@ def evolutionary_search(
         top, top_score = pool[order], pool_score[order]
         if it == iterations - 1:
             break
+        # Children are drawn i.i.d. from the top-k and taken first-come while new and under budget, at most
+        # max_tries * 4 * n of them per kind; they are generated in doubling chunks (8n, 16n, ...) to keep the number
+        # of numpy calls small when many children are rejected (as the population converges).
         new: list[np.ndarray] = []
-        for _ in range(max_tries):  # mutations: each layer resampled with probability mutation_prob
-            if len(new) >= mutations:
-                break
-            parents = top[rng.integers(len(top), size=4 * mutations)]
-            mask = rng.random(parents.shape) < mutation_prob
-            children = np.where(mask, sample_uniform(rng, n_choices, len(parents)), parents)
-            new += _take_new(children, cost, budget, seen, mutations - len(new))
+        made, size, cap = 0, 8 * mutations, max_tries * 4 * mutations
+        while len(new) < mutations and made < cap:  # mutations: each layer resampled with probability mutation_prob
+            size = min(size, cap - made)
+            made += size
+            children = top[rng.integers(len(top), size=size)]  # a fresh array (fancy indexing copies)
+            r, c = np.nonzero(rng.random(children.shape, dtype=np.float32) < mutation_prob)
+            children[r, c] = (rng.random(len(r)) * n_choices[c]).astype(np.int64)  # uniform op, as sample_uniform
+            new += _take_new(children, cost, budget, seen, mutations - len(new), feasible.base)
+            size *= 2
         n_mut = len(new)
-        for _ in range(max_tries):  # crossovers: each layer from one of two random parents
-            if len(new) - n_mut >= crossovers:
-                break
-            a = top[rng.integers(len(top), size=4 * crossovers)]
-            b = top[rng.integers(len(top), size=4 * crossovers)]
-            children = np.where(rng.random(a.shape) < 0.5, a, b)
-            new += _take_new(children, cost, budget, seen, crossovers - (len(new) - n_mut))
-        refill = sample_under_budget(rng, n_choices, cost, budget, population - len(new), seen)
+        made, size, cap = 0, 8 * crossovers, max_tries * 4 * crossovers
+        while len(new) - n_mut < crossovers and made < cap:  # crossovers: each layer from one of two random parents
+            size = min(size, cap - made)
+            made += size
+            a = top[rng.integers(len(top), size=size)]
+            b = top[rng.integers(len(top), size=size)]
+            coin = np.unpackbits(np.frombuffer(rng.bytes((a.size + 7) // 8), np.uint8), count=a.size)  # fair bits
+            children = np.where(coin.reshape(a.shape).view(bool), a, b)
+            new += _take_new(children, cost, budget, seen, crossovers - (len(new) - n_mut), feasible.base)
+            size *= 2
+        refill = feasible.sample(rng, population - len(new), seen)
         cands = np.concatenate([np.stack(new), refill]) if new else refill
         if len(cands) == 0:
             break
