@@ -1,0 +1,17 @@
+#!/usr/bin/env python
+"""Retrain a searched architecture from scratch: ``python tools/retrain.py --arch runs/search/arch.json`` (digits).
+
+ImageNet: ``python tools/retrain.py --arch runs/spos/arch.json --se --data /data/imagenet --work-dir runs/retrain``;
+many GPUs: ``torchrun --nproc-per-node 8 tools/retrain.py ...`` (per-process --batch-size, LR scaled to the global
+batch). Writes last.pth (resume), best.pth (best val top-1), metrics.json, training_curve.png and log.txt.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bnnas.retrain import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())
