@@ -121,3 +121,35 @@ def test_feasible_sampler_is_uniform_over_the_feasible_subnets(seed):
     chi2 = ((counts - expected) ** 2 / expected).sum()
     dof = len(feasible) - 1
     assert chi2 < dof + 5 * np.sqrt(2 * dof)  # far inside the chi-square tail: no op is favoured
+
+
+@pytest.mark.parametrize("L", [6, 40])  # 40 layers x 6 choices overflow int64 keys: the bytes-key path
+def test_take_unseen_equals_a_row_by_row_scan(L):
+    from bnnas.search.common import subnet_keys, take_unseen
+
+    rng = np.random.default_rng(L)
+    rows = rng.integers(0, 2, size=(300, L))
+    rows[:, 2:] = 0  # many repeats
+    ok = rng.random(300) < 0.6
+    seen0 = {k for k in (subnet_keys(rows[:5], 6).tolist() if L < 20 else subnet_keys(rows[:5], 6))}
+    seen_a, seen_b = set(seen0), set(seen0)
+    keys = subnet_keys(rows, 6)
+    got = take_unseen(rows, keys, seen_a, 3, lambda r: ok[[int(np.flatnonzero((rows == x).all(1))[0]) for x in r]])
+    expect = []
+    keys_list = keys.tolist() if isinstance(keys, np.ndarray) else keys
+    for i, k in enumerate(keys_list):  # naive: first occurrence, unseen, fits; stop at 3
+        first = keys_list.index(k) == i
+        if first and k not in seen_b and ok[i]:
+            seen_b.add(k)
+            expect.append(rows[i])
+            if len(expect) == 3:
+                break
+    assert [r.tolist() for r in got] == [r.tolist() for r in expect] and seen_a == seen_b
+
+
+def test_evolution_in_a_space_too_large_for_int_keys():
+    cost, table, n = _random_problem(5, L=40, N=6)
+    budget = cost.min_total + 0.3 * (cost.max_total - cost.min_total)
+    ea = evolutionary_search(table.batch, cost, budget, n, seed=0)
+    assert ea.evaluated == 1000 and (ea.history[:, 0] <= budget).all()
+    assert ea.score >= random_search(table.batch, cost, budget, n, seed=0).score

@@ -47,16 +47,17 @@ def sample_uniform(rng: np.random.Generator, n_choices: np.ndarray, n: int) -> n
     return (rng.random((n, len(n_choices))) * n_choices[None, :]).astype(np.int64)
 
 
-def subnet_keys(rows: np.ndarray, base: int) -> list:
-    """Hashable keys of (n, L) subnets for "already seen" sets: one Python int per row (base-``base`` digits) when it
-    fits in 63 bits, else the row's bytes. Use the same ``base`` (the largest choice count) for every key in a set."""
+def subnet_keys(rows: np.ndarray, base: int) -> np.ndarray | list:
+    """Keys of (n, L) subnets for "already seen" sets: an int64 array (base-``base`` digits, one per row) when that
+    fits in 63 bits, else a list of the rows' bytes. A ``seen`` set holds the Python forms (``int`` / ``bytes``); use
+    the same ``base`` (the largest choice count) for every key in a set."""
     L = rows.shape[1]
     if L * np.log2(max(base, 2)) < 63:
-        return (rows @ (np.int64(max(base, 2)) ** np.arange(L, dtype=np.int64))).tolist()
+        return rows @ (np.int64(max(base, 2)) ** np.arange(L, dtype=np.int64))
     return [r.tobytes() for r in rows]
 
 
-def take_unseen(rows: np.ndarray, keys: list, seen: set, n: int,
+def take_unseen(rows: np.ndarray, keys: np.ndarray | list, seen: set, n: int,
                 fits: Callable[[np.ndarray], np.ndarray] | None = None) -> list[np.ndarray]:
     """The first n rows, in order, that are new (key not in ``seen`` nor earlier in ``rows``) and, if ``fits`` is
     given, pass ``fits(rows) -> bool mask``; their keys are added to ``seen``.
@@ -64,24 +65,29 @@ def take_unseen(rows: np.ndarray, keys: list, seen: set, n: int,
     Same result as scanning row by row, but only each key's first occurrence is looked at and ``fits`` runs on the
     new rows only: late in a search most candidates are repeats, so this skips most of the work.
     """
-    if len(keys) and isinstance(keys[0], int):
-        _, first = np.unique(np.asarray(keys, dtype=np.int64), return_index=True)
-        order = np.sort(first).tolist()
+    if isinstance(keys, np.ndarray):
+        uniq, first = np.unique(keys, return_index=True)
+        order = np.argsort(first)
+        idx_all, keys_all = first[order].tolist(), uniq[order].tolist()
+        fresh_needed = False  # np.unique already dropped repeats within rows
     else:
-        order = range(len(keys))
-    fresh, chosen = set(), []
-    for i in order:
-        k = keys[i]
-        if k not in seen and k not in fresh:
-            fresh.add(k)
+        idx_all, keys_all, fresh_needed = range(len(keys)), keys, True
+    fresh: set = set()
+    chosen, chosen_keys = [], []
+    for i, k in zip(idx_all, keys_all):
+        if k not in seen and (not fresh_needed or k not in fresh):
+            if fresh_needed:
+                fresh.add(k)
             chosen.append(i)
+            chosen_keys.append(k)
     idx = np.asarray(chosen, dtype=np.int64)
+    pos = np.arange(len(idx))
     if fits is not None and len(idx):
-        idx = idx[fits(rows[idx])]
-    idx = idx[:n]
-    for i in idx.tolist():
-        seen.add(keys[i])
-    return list(rows[idx])
+        pos = np.flatnonzero(fits(rows[idx]))
+    pos = pos[:n]
+    for j in pos.tolist():
+        seen.add(chosen_keys[j])
+    return list(rows[idx[pos]])
 
 
 class FeasibleSampler:
@@ -163,7 +169,8 @@ class FeasibleSampler:
                 m = max(2 * (n - len(out)), self.block)
                 draws += m
                 self._buf, self._pos = self.draw(rng, m), 0
-                self._keys = subnet_keys(self._buf, self.base)
+                keys = subnet_keys(self._buf, self.base)
+                self._keys = keys.tolist() if isinstance(keys, np.ndarray) else keys
             while self._pos < len(self._buf) and len(out) < n:
                 key = self._keys[self._pos]
                 if key not in seen:
@@ -177,7 +184,8 @@ def sample_under_budget(rng: np.random.Generator, n_choices: np.ndarray, cost: C
                         seen: set | None = None, max_draws: int = 1_000_000,
                         sampler: FeasibleSampler | None = None) -> np.ndarray:
     """Up to n distinct subnets drawn uniformly from those with cost <= budget (and not in ``seen``, a set of
-    :func:`subnet_keys` with base ``max(n_choices)``, which is updated). Gives up after ``max_draws`` draws (e.g. when every feasible subnet has been seen).
+    :func:`subnet_keys` with base ``max(n_choices)``, which is updated). Gives up after ``max_draws`` draws (e.g.
+    when every feasible subnet has been seen).
 
     Pass a ``sampler`` built once for (n_choices, cost, budget) to reuse its tables across calls.
     """

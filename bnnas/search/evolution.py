@@ -45,6 +45,7 @@ def evolutionary_search(
     all_pop, all_score = [], []
     top = np.zeros((0, L), dtype=np.int64)
     top_score = np.zeros(0)
+    last_made = [0, 0]  # children each kind needed last generation: the next first chunk starts that large
     for it in range(iterations):
         scores = np.asarray(scorer(cands), dtype=np.float64)
         all_pop.append(cands)
@@ -56,10 +57,11 @@ def evolutionary_search(
         if it == iterations - 1:
             break
         # Children are drawn i.i.d. from the top-k and taken first-come while new and under budget, at most
-        # max_tries * 4 * n of them per kind; they are generated in doubling chunks (8n, 16n, ...) to keep the number
-        # of numpy calls small when many children are rejected (as the population converges).
+        # max_tries * 4 * n of them per kind; they are generated in doubling chunks, the first as large as what the
+        # previous generation needed (at least 8n), to keep the number of numpy calls small when most children are
+        # rejected (as the population converges). Chunking does not change which children are accepted.
         new: list[np.ndarray] = []
-        made, size, cap = 0, 8 * mutations, max_tries * 4 * mutations
+        made, size, cap = 0, max(8 * mutations, last_made[0]), max_tries * 4 * mutations
         while len(new) < mutations and made < cap:  # mutations: each layer resampled with probability mutation_prob
             size = min(size, cap - made)
             made += size
@@ -68,8 +70,8 @@ def evolutionary_search(
             children[r, c] = (rng.random(len(r)) * n_choices[c]).astype(np.int64)  # uniform op, as sample_uniform
             new += _take_new(children, cost, budget, seen, mutations - len(new), feasible.base)
             size *= 2
-        n_mut = len(new)
-        made, size, cap = 0, 8 * crossovers, max_tries * 4 * crossovers
+        n_mut, last_made[0] = len(new), made
+        made, size, cap = 0, max(8 * crossovers, last_made[1]), max_tries * 4 * crossovers
         while len(new) - n_mut < crossovers and made < cap:  # crossovers: each layer from one of two random parents
             size = min(size, cap - made)
             made += size
@@ -79,6 +81,7 @@ def evolutionary_search(
             children = np.where(coin.reshape(a.shape).view(bool), a, b)
             new += _take_new(children, cost, budget, seen, crossovers - (len(new) - n_mut), feasible.base)
             size *= 2
+        last_made[1] = made
         refill = feasible.sample(rng, population - len(new), seen)
         cands = np.concatenate([np.stack(new), refill]) if new else refill
         if len(cands) == 0:
