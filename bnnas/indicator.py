@@ -77,9 +77,23 @@ def _bn_indicator(supernet: Supernet, **_ctx) -> ScoreTable:
     return bn_score_table(supernet)
 
 
+# Modules whose import registers more indicators (spos-acc; naswot, synflow, flops); loaded on first use, so
+# ``--indicator NAME`` works from any entry point without import-order surprises.
+PLUGIN_MODULES = ("bnnas.accuracy_indicator", "bnnas.zero_cost")
+
+
+def load_indicator_plugins() -> None:
+    import importlib
+
+    for mod in PLUGIN_MODULES:
+        importlib.import_module(mod)
+
+
 def build_indicator(name: str, supernet: Supernet, **ctx):
     from .errors import BNNASError
 
+    if name not in INDICATORS:
+        load_indicator_plugins()
     if name not in INDICATORS:
         raise BNNASError(f"unknown indicator {name!r}; known: {', '.join(sorted(INDICATORS))}")
     return INDICATORS[name](supernet, **ctx)

@@ -25,7 +25,7 @@ from .indicator import ScoreTable, as_scorer, build_indicator, bn_score_table
 from .search import SearchResult, check_budget, evolutionary_search, exact_search, num_choices, random_search
 from .space import get_space, list_spaces
 from .supernet import Supernet
-from .train_supernet import SupernetTrainConfig, SupernetTrainer, load_supernet, scores_from_record
+from .train_supernet import SupernetTrainConfig, SupernetTrainer, TrainResult, load_supernet, scores_from_record
 
 log = logging.getLogger("bnnas")
 
@@ -107,10 +107,27 @@ def _train_or_load(args, space, data, device, dist, work_dir: Path) -> tuple[Sup
     stopper = EarlyBirdStopper(args.eb_threshold, args.eb_patience) if args.early_bird else None
     cb = (lambda t: stopper.update([scores_from_record(h) for h in t.history])) if stopper else None
     t0 = time.perf_counter()
-    result = trainer.fit(resume=True, on_epoch_end=cb)
+    if stopper is not None and _stopped_early_before(trainer):
+        # an earlier --early-bird run already stopped here: resuming would train one more epoch and move the arch
+        result = TrainResult(history=trainer.history, stopped_early_at=trainer.epoch, checkpoint=trainer.ckpt_path)
+    else:
+        result = trainer.fit(resume=True, on_epoch_end=cb)
     return model, {"source": str(trainer.ckpt_path), "history": [asdict(h) for h in result.history],
                    "config": asdict(cfg), "seconds": time.perf_counter() - t0,
                    "stopped_early_at": result.stopped_early_at}
+
+
+def _stopped_early_before(trainer: SupernetTrainer) -> bool:
+    """True (and the trainer loaded) if the work dir holds a run that --early-bird finished before its last epoch."""
+    from .checkpoint import load_checkpoint
+
+    if not trainer.ckpt_path.exists():
+        return False
+    ckpt = load_checkpoint(trainer.ckpt_path, kind="supernet")
+    if not (ckpt.get("finished") and ckpt["epoch"] < trainer.cfg.epochs):
+        return False
+    trainer.load(trainer.ckpt_path)  # validates the settings, like a resume
+    return True
 
 
 def run(args: argparse.Namespace) -> dict:

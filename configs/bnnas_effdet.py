@@ -7,7 +7,6 @@
 # Data: mmdet's standard COCO layout under data/coco/ (annotations/instances_{train,val}2017.json, train2017/,
 # val2017/). Change the two variables below to transfer another arch or start from retrained ImageNet weights
 # (tools/export_backbone.py writes the backbone file; without one the backbone starts from random init).
-import os
 
 backbone_arch = 'bnnas-spos'   # arch.json path, preset name (bnnas-spos, spos, abs-fairnas) or an inline dict
 backbone_checkpoint = None     # e.g. 'work_dirs/bnnas_backbone.pth' from tools/export_backbone.py
@@ -18,9 +17,10 @@ num_classes = 80
 data_root = 'data/coco/'
 batch_size = 16                # per GPU; LR 0.16 is for a total batch of 128 and is rescaled (auto_scale_lr)
 
-# SyncBN when launched distributed (torchrun/mim --launcher pytorch set WORLD_SIZE before the config is read);
-# plain BN on one device. The backbone converts its own BNs (timm's BN+act layers) via sync_bn=True.
-distributed = int(os.environ.get('WORLD_SIZE', '1')) > 1
+# SyncBN when launched distributed: torchrun / `mim train --launcher pytorch` set WORLD_SIZE before the config is
+# read (mmengine substitutes {{'$VAR:default'}} from the environment); plain BN on one device. The backbone converts
+# its own BNs via sync_bn=True (timm's converter keeps the activation fused into timm's BN layers).
+distributed = {{'$WORLD_SIZE:1'}} > 1
 norm_cfg = dict(type='SyncBN' if distributed else 'BN', momentum=0.01, eps=1e-3, requires_grad=True)
 
 default_scope = 'mmdet'

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 
+import torch
+
 from bnnas.errors import BNNASError
 from mmdet.models.detectors import RetinaNet
 from mmdet.registry import MODELS
@@ -21,9 +23,12 @@ class EfficientDet(RetinaNet):
     With a ``BNNASBackbone``, ``neck.in_channels=None`` is filled in from the backbone's output widths (they depend on
     the searched arch's space), and explicit widths that do not match the backbone are refused at build time with
     one readable line instead of a shape error at the first forward pass.
+
+    ``channels_last=True`` keeps weights and activations in NHWC memory layout: on CPU, PyTorch's depthwise
+    convolutions (most of this network) train about 2-3x faster that way; results are the same up to float rounding.
     """
 
-    def __init__(self, backbone: dict, neck: dict, bbox_head: dict, **kwargs):
+    def __init__(self, backbone: dict, neck: dict, bbox_head: dict, channels_last: bool = False, **kwargs):
         neck = copy.deepcopy(neck)
         if _backbone_type(backbone) in ("BNNASBackbone", "mmdet_plugin.BNNASBackbone") and neck.get("in_channels") is None:
             neck["in_channels"] = list(MODELS.build(copy.deepcopy(backbone)).out_channels)
@@ -37,3 +42,11 @@ class EfficientDet(RetinaNet):
                 + (f" of arch {arch}" if arch is not None else "")
                 + "; set neck.in_channels=None to take them from the backbone"
             )
+        self.channels_last = channels_last
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def extract_feat(self, batch_inputs: torch.Tensor):
+        if self.channels_last:
+            batch_inputs = batch_inputs.contiguous(memory_format=torch.channels_last)
+        return super().extract_feat(batch_inputs)

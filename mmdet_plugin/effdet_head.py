@@ -11,7 +11,7 @@ from typing import Sequence
 
 import torch
 from mmcv.cnn import DepthwiseSeparableConvModule, build_activation_layer, build_norm_layer
-from mmengine.model import bias_init_with_prob, constant_init, normal_init
+from mmengine.model import bias_init_with_prob, normal_init
 from torch import nn
 
 from mmdet.models.dense_heads.anchor_head import AnchorHead
@@ -75,12 +75,12 @@ class EfficientDetHead(AnchorHead):
             width, self.num_base_priors * self.bbox_coder.encode_size, 3, padding=1, norm_cfg=None, act_cfg=None)
 
     def init_weights(self) -> None:
-        super().init_weights()  # towers: mmcv's ConvModule init (Kaiming)
+        """Towers keep PyTorch's conv init; each prediction's pointwise conv starts at N(0, 0.01) so that every
+        class logit starts near the prior's bias, log(p / (1 - p)) with p = ``prior_prob``, and boxes near 0."""
+        super().init_weights()
         for pred in (self.cls_pred, self.reg_pred):
-            normal_init(pred.depthwise_conv.conv, std=0.01, bias=0.0)
             normal_init(pred.pointwise_conv.conv, std=0.01, bias=0.0)
-        constant_init(self.cls_pred.pointwise_conv.conv, val=0.0, bias=bias_init_with_prob(self.prior_prob))
-        nn.init.normal_(self.cls_pred.pointwise_conv.conv.weight, std=0.01)
+        nn.init.constant_(self.cls_pred.pointwise_conv.conv.bias, bias_init_with_prob(self.prior_prob))
 
     def _run_tower(self, x: torch.Tensor, convs: nn.ModuleList, bns: nn.ModuleList) -> torch.Tensor:
         for conv, bn in zip(convs, bns):

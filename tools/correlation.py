@@ -1,0 +1,18 @@
+#!/usr/bin/env python
+"""Can the indicator be trusted on your data? ``python tools/correlation.py [rank|early-bird|bias] ...``
+
+* ``rank`` (default): Kendall tau / Spearman rho of each indicator vs from-scratch accuracy of K subnets
+  (``torchrun --nproc-per-node N tools/correlation.py rank ...`` shards the K trainings over GPUs);
+* ``early-bird``: the arch ``tools/search.py --early-bird`` finds vs the full schedule's (takes search.py's flags);
+* ``bias``: conv share picked in the biased vs unbiased (BNNAS++) space (same as ``tools/bias.py``).
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bnnas.trust_cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())
