@@ -171,8 +171,11 @@ def run(args: argparse.Namespace) -> dict:
                 continue
             results[m] = exact_search(indicator, cost, budget)
         elif m == "evolution":
+            # the paper's split of a generation (50 = 25 mutations + 25 crossovers, top-10) kept for any population
+            half = args.population // 2
             results[m] = evolutionary_search(scorer, cost, budget, nc, population=args.population,
-                                             iterations=args.iterations, seed=args.seed)
+                                             topk=min(10, args.population), iterations=args.iterations,
+                                             mutations=half, crossovers=args.population - half, seed=args.seed)
         else:
             results[m] = random_search(scorer, cost, budget, nc, samples=args.samples, seed=args.seed)
         r = results[m]
