@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from .arch import Arch, arch_from_dict, load_arch
 from .checkpoint import atomic_save, atomic_write_text, load_checkpoint, load_state_strict
-from .data import ClassificationData, ResumableSampler, SeededDataset, build_classification_data
+from .data import ClassificationData, ResumableSampler, SeededDataset, build_classification_data, is_builtin
 from .distributed import DistInfo, barrier, init_distributed
 from .engine import autocast, build_optimizer, build_scheduler
 from .errors import BNNASError
@@ -573,7 +573,7 @@ def run(args: argparse.Namespace) -> dict:
         raise BNNASError(f"--device {args.device}: no CUDA device is available here (use --device cpu)")
     dist, device = init_distributed(args.device)
     setup_logging(work_dir, dist.is_main)
-    digits = args.data is None or str(args.data) == "digits"
+    digits = is_builtin(args.data)
     threads = args.threads if args.threads is not None else (1 if digits and device.type == "cpu" else None)
     if threads is not None:
         torch.set_num_threads(threads)

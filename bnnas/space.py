@@ -107,6 +107,9 @@ class SpaceTable:
     fixed_identity: tuple[int, ...] = ()  # layers whose only choice is identity
     free_identity: bool = False  # identity is an extra choice on every non-strided, same-width layer
     extra_ops: tuple[str, ...] = ()  # e.g. pooling ops for the unbiased space (non-strided, same-width layers)
+    # the one op of every layer that changes width or stride (None: searchable like the rest); such a layer has no
+    # skip, so with frozen random weights each candidate there hands later layers a differently scrambled input
+    transition_op: str | None = None
     bn_after_every_op: bool = False
     description: str = ""
     default_budget: float = 0.0  # MFLOPs used when --flops is not given
@@ -133,6 +136,15 @@ SPACE_TABLES: dict[str, SpaceTable] = {
         stages=((6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 3, 2), (6, 96, 2, 1), (6, 160, 2, 2)),
         head_channels=320, num_classes=10, free_identity=True,
         description="MobileNet space for 32px inputs, identity allowed on non-strided same-width layers",
+        default_budget=10.0,
+    ),
+    # spos-small with the width/stride-changing layers fixed to k3e6, so every path shares its skip-less layers and
+    # only the residual layers are searched: what lets a BN-only supernet learn on small data (docs/bn_only_recipe.md)
+    "spos-small-res": SpaceTable(
+        input_size=32, stem=(16, 2), first_channels=16,
+        stages=((6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 3, 2), (6, 96, 2, 1), (6, 160, 2, 2)),
+        head_channels=320, num_classes=10, free_identity=True, transition_op="k3e6",
+        description="spos-small with fixed k3e6 transition layers: 7 residual layers search 6 MBConv ops + identity",
         default_budget=10.0,
     ),
     # BNNAS++ unbiased space: parameter-free candidates next to MBConv ops, and a BN after *every* candidate.
@@ -169,6 +181,8 @@ def build_space(name: str, table: SpaceTable, num_classes: int | None = None) ->
                 if stride != 1 or cin != c:
                     raise ValueError(f"{name}: layer {idx} cannot be identity (stride {stride}, {cin}->{c})")
                 choices: tuple[str, ...] = (IDENTITY,)
+            elif table.transition_op is not None and (stride != 1 or cin != c):
+                choices = (table.transition_op,)
             else:
                 choices = MBCONV_OPS
                 if stride == 1 and cin == c:

@@ -49,6 +49,9 @@ class SupernetTrainConfig:
     sampler: str = "spos"  # spos | fairnas
     train_mode: str = "bn"  # bn | all
     bn_params: str = "last"  # last | all (which BNs train in bn mode)
+    # initial gamma of the indicator BN of every candidate that feeds a skip connection (1.0 = the paper); 0 starts
+    # every residual branch closed, so all paths begin as one shared network and each op's gamma grows by its use
+    gamma_init: float = 1.0
     seed: int = 0
     workers: int = 2
     amp: bool = True  # bf16 autocast on GPU
@@ -62,8 +65,8 @@ class SupernetTrainConfig:
         return self.warmup_epochs if self.warmup_epochs is not None else min(5.0, 0.1 * self.epochs)
 
     # Settings that must match for a resumed run to reproduce the uninterrupted one.
-    RESUME_KEYS = ("batch_size", "lr", "warmup_epochs", "sampler", "train_mode", "bn_params", "seed", "label_smoothing",
-                   "momentum", "weight_decay", "grad_clip", "epochs")
+    RESUME_KEYS = ("batch_size", "lr", "warmup_epochs", "sampler", "train_mode", "bn_params", "gamma_init", "seed",
+                   "label_smoothing", "momentum", "weight_decay", "grad_clip", "epochs")
 
 
 @dataclass
@@ -105,6 +108,15 @@ def configure_trainable(model: Supernet, train_mode: str, bn_params: str = "last
     return trainable(model.parameters())
 
 
+@torch.no_grad()
+def init_branch_gammas(model: Supernet, gamma: float) -> None:
+    """Set gamma of the indicator BN of every candidate of a searchable layer whose output is added to a skip."""
+    for li, _ci, bn in model.indicator_bns():
+        layer = model.space.layers[li]
+        if bn is not None and layer.searchable and layer.stride == 1 and layer.cin == layer.cout:
+            bn.weight.fill_(gamma)
+
+
 def _nan_to_none(table: np.ndarray) -> list:
     return [[None if math.isnan(v) else float(v) for v in row] for row in table]
 
@@ -120,6 +132,8 @@ class SupernetTrainer:
         self.model, self.data, self.cfg, self.work_dir = supernet, data, cfg, Path(work_dir)
         self.device, self.dist, self.show_progress = device, dist, show_progress
         self.params = configure_trainable(supernet, cfg.train_mode, cfg.bn_params)
+        if cfg.gamma_init != 1.0:
+            init_branch_gammas(supernet, cfg.gamma_init)
         supernet.to(device)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # every op sees fixed shapes: let cuDNN pick its fastest kernels
@@ -169,8 +183,9 @@ class SupernetTrainer:
             raise BNNASError(f"{path} is a supernet of space {ckpt['space']!r} ({ckpt['num_classes']} classes), "
                              f"not {self.model.space.name!r} ({self.model.space.num_classes} classes)")
         mine = asdict(self.cfg)
-        diff = [f"{k}: {ckpt['config'].get(k)!r} -> {mine[k]!r}" for k in SupernetTrainConfig.RESUME_KEYS
-                if ckpt["config"].get(k) != mine[k]]
+        defaults = asdict(SupernetTrainConfig())  # a key missing from an older checkpoint had its default then
+        diff = [f"{k}: {ckpt['config'].get(k, defaults[k])!r} -> {mine[k]!r}" for k in SupernetTrainConfig.RESUME_KEYS
+                if ckpt["config"].get(k, defaults[k]) != mine[k]]
         if diff:
             raise BNNASError(f"{path} was trained with other settings ({'; '.join(diff)}); "
                              "resume with the same settings or use another --work-dir")

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .checkpoint import atomic_write_text
+from .data.datasets import BUILTIN_DATASETS, is_builtin
 from .errors import BNNASError
 
 log = logging.getLogger("bnnas")
@@ -65,7 +66,7 @@ def rank_parser() -> argparse.ArgumentParser:
                     "range. Multi-GPU: torchrun --nproc-per-node N tools/correlation.py rank ... shards the K "
                     "trainings over the ranks.")
     g = p.add_argument_group("data and subnets")
-    g.add_argument("--data", default=None, help="ImageNet-style folder; default: built-in digits")
+    g.add_argument("--data", default=None, help="fashion-mnist, digits or an ImageNet-style folder; default: Fashion-MNIST if installed, else digits")
     g.add_argument("--space", default=None, help="search space (default: spos-small for digits, spos-imagenet else)")
     g.add_argument("--k", type=int, default=8, help="subnets to train from scratch")
     g.add_argument("--max-flops", type=float, default=None, help="sample subnets up to this many MFLOPs")
@@ -115,7 +116,7 @@ def bias_parser() -> argparse.ArgumentParser:
         prog="bias.py", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Train a BN-only supernet in the biased (BN-NAS) and the unbiased (BNNAS++: BN after every "
                     "candidate) form of the same space and report the share of conv ops the search picks.")
-    p.add_argument("--data", default=None, help="ImageNet-style folder; default: built-in digits")
+    p.add_argument("--data", default=None, help="fashion-mnist, digits or an ImageNet-style folder; default: Fashion-MNIST if installed, else digits")
     p.add_argument("--biased-space", default="biased-small")
     p.add_argument("--unbiased-space", default="unbiased-small")
     p.add_argument("--epochs", type=int, default=10)
@@ -157,15 +158,15 @@ def run_rank(args) -> dict | None:
     dist, device = _setup(args, work_dir)
     space_name = args.space or ("spos-small" if args.data is None else "spos-imagenet")
     probe = get_space(space_name)
-    if args.data is not None and str(args.data) != "digits" and not (Path(args.data) / "val").is_dir():
+    if not is_builtin(args.data) and not (Path(args.data) / "val").is_dir():
         raise BNNASError(f"{args.data} has no val/ folder: the ranking study measures its ground truth on val/, which "
                          "must not overlap the training images the supernets and the spos-acc indicator use")
     base = build_classification_data(args.data, probe.input_size, 0, args.seed)
-    holdout = args.holdout if args.holdout is not None else (300 if base.name == "digits" else 10000)
+    holdout = args.holdout if args.holdout is not None else (300 if base.name in BUILTIN_DATASETS else 10000)
     data = study_data(base, holdout, args.seed, limit_train=args.limit_train)
     space = get_space(space_name, data.num_classes)
-    batch = args.supernet_batch or (32 if base.name == "digits" else 256)
-    workers = args.workers if args.workers is not None else (0 if base.name == "digits" else 8)
+    batch = args.supernet_batch or (32 if base.name in BUILTIN_DATASETS else 256)
+    workers = args.workers if args.workers is not None else (0 if base.name in BUILTIN_DATASETS else 8)
     proxy = _proxy_cfg(args)
     proxy.workers = workers
     cfg = StudyConfig(
@@ -199,9 +200,11 @@ def run_early_bird(args) -> dict | None:
         train_info = {"source": str(args.scores)}
         data = None
     else:
-        from .pipeline import _train_or_load
+        from .pipeline import _train_or_load, resolve_recipe
 
-        space_name = args.space or ("spos-small" if args.data is None else "spos-imagenet")
+        args.recipe = getattr(args, "recipe", None) or "paper"  # this study compares against the paper's recipe
+        args = resolve_recipe(args)
+        space_name = args.space
         probe = get_space(space_name)
         data = build_classification_data(args.data, probe.input_size, args.holdout, args.seed)
         args.early_bird = False  # the full schedule; the stop is replayed below
@@ -251,7 +254,7 @@ def run_bias(args) -> dict | None:
     t_all = time.perf_counter()
     probe = get_space(args.biased_space)
     data = build_classification_data(args.data, probe.input_size, 0, args.seed)
-    batch = args.batch_size or (32 if data.name == "digits" else 256)
+    batch = args.batch_size or (32 if data.name in BUILTIN_DATASETS else 256)
     forms = {"biased": (args.biased_space, args.supernet_biased), "unbiased": (args.unbiased_space, args.supernet_unbiased)}
     spaces = {k: get_space(name, data.num_classes) for k, (name, _) in forms.items()}
     if [l.choices for l in spaces["biased"].layers] != [l.choices for l in spaces["unbiased"].layers]:

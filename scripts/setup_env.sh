@@ -8,6 +8,13 @@ VENV=${BNNAS_VENV:-.venv}
 PY=${PYTHON:-python3}
 TORCH=2.14.1; TORCHVISION=0.29.1; MMCV=2.1.0
 STAMP="$VENV/.bnnas-setup-$(sha1sum pyproject.toml scripts/setup_env.sh | sha1sum | cut -c1-12)"
+# Fashion-MNIST, the demo's data, is a Debian package; without apt (or root) the demo falls back to the digits.
+if [ ! -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] && command -v apt-get >/dev/null \
+   && [ "$(id -u)" = 0 ]; then
+  echo "[setup] installing Fashion-MNIST (Debian package dataset-fashion-mnist)"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; } >/dev/null 2>&1 \
+    || echo "[setup] note: could not install dataset-fashion-mnist; the demo will use the built-in digits"
+fi
 [ -f "$STAMP" ] && exit 0
 
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"

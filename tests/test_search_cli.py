@@ -133,7 +133,7 @@ def test_spos_accuracy_indicator_search(demo_run, tmp_path):
     """The baseline indicator: BN recalibrated on training batches, accuracy on held-out digits."""
     wd, _ = demo_run
     assert main(["--supernet", str(wd / "supernet.pth"), "--work-dir", str(tmp_path), "--quiet",
-                 "--indicator", "spos-acc", "--search", "evolution,exact", "--population", "4",
+                 "--indicator", "spos-acc", "--holdout", "200", "--search", "evolution,exact", "--population", "4",
                  "--iterations", "2"]) == 0
     s = json.loads((tmp_path / "summary.json").read_text())
     assert set(s["search"]) == {"evolution"}  # exact needs an additive indicator and is skipped

@@ -48,7 +48,7 @@ def _count(model: torch.nn.Module, size: int, num_classes: int, head: int) -> fl
     return conv_macs + (2 * head - 1) * num_classes
 
 
-@pytest.mark.parametrize("space_name", ["spos-imagenet", "fairnas-imagenet", "spos-small", "unbiased-small"])
+@pytest.mark.parametrize("space_name", ["spos-imagenet", "fairnas-imagenet", "spos-small", "spos-small-res", "unbiased-small"])
 @pytest.mark.parametrize("se", [False, True])
 def test_lookup_table_equals_real_count(space_name, se):
     space = get_space(space_name)

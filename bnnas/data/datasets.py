@@ -1,8 +1,12 @@
-"""Classification data: the built-in digits set, or an ImageNet-style folder (``train/<class>/*.JPEG``)."""
+"""Classification data: the built-in sets (Fashion-MNIST from its Debian package, scikit-learn's digits) or an
+ImageNet-style folder (``train/<class>/*.JPEG``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -33,30 +37,18 @@ class ClassificationData:
     device_transform: Callable | None = None
 
 
-class DigitsDataset(Dataset):
-    """scikit-learn's 1797 real 8x8 handwritten digits, upscaled to ``size`` px, 3 channels, normalised.
+class TensorImages(Dataset):
+    """In-memory grey images (N, 1, H, W), already normalised, served as 3 channels.
 
-    Ships inside the scikit-learn wheel, so the default demo needs no download. Training augmentation is a random
-    shift of up to ``size/16`` px (drawn from torch's global RNG, which :class:`SeededDataset` seeds per sample).
+    Training augmentation is a random horizontal flip (optional) and a random shift of up to ``size/16`` px, drawn
+    from torch's global RNG, which :class:`SeededDataset` seeds per sample so resumed runs see the same batches.
     """
 
-    MEAN, STD = 0.30, 0.38
-
-    def __init__(self, split: str = "train", size: int = 32, augment: bool = False, val_fraction: float = 0.2,
-                 seed: int = 0):
-        from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
-
-        digits = load_digits()
-        idx = np.arange(len(digits.target))
-        tr, va = train_test_split(idx, test_size=val_fraction, random_state=seed, stratify=digits.target)
-        pick = {"train": tr, "val": va}[split]
-        x = torch.from_numpy(digits.images[pick]).float().div_(16.0).unsqueeze(1)
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False).clamp_(0, 1)
-        self.images = ((x - self.MEAN) / self.STD).expand(-1, 3, -1, -1).contiguous()
-        self.targets = torch.from_numpy(digits.target[pick]).long()
-        self.augment = augment
-        self.shift = max(1, size // 16)
+    def __init__(self, images: torch.Tensor, targets: torch.Tensor, fill: float, augment: bool = False,
+                 hflip: bool = False):
+        self.images, self.targets, self.fill = images, targets.long(), fill
+        self.augment, self.hflip = augment, hflip
+        self.shift = max(1, images.shape[-1] // 16)
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -65,9 +57,114 @@ class DigitsDataset(Dataset):
         x = self.images[i]
         if self.augment:
             s = self.shift
-            dx, dy = torch.randint(-s, s + 1, (2,)).tolist()
-            x = torch.roll(F.pad(x, (s, s, s, s), value=(0 - self.MEAN) / self.STD), (dy, dx), (1, 2))[:, s:-s, s:-s]
-        return x, self.targets[i]
+            dx, dy, flip = torch.randint(-s, s + 1, (3,)).tolist()
+            x = torch.roll(F.pad(x, (s, s, s, s), value=self.fill), (dy, dx), (1, 2))[:, s:-s, s:-s]
+            if self.hflip and flip > 0:
+                x = x.flip(2)
+        return x.expand(3, -1, -1), self.targets[i]
+
+
+def _to_size(x: torch.Tensor, size: int) -> torch.Tensor:
+    """(N, 1, h, w) in [0, 1] -> (N, 1, size, size): zero-pad when only a border is missing (28 -> 32 keeps every
+    pixel as it is), otherwise bilinear resize."""
+    h = x.shape[-1]
+    if 0 <= size - h <= 4:
+        p = size - h
+        return F.pad(x, (p // 2, p - p // 2, p // 2, p - p // 2))
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False).clamp_(0, 1)
+
+
+def load_digits_split(split: str, size: int = 32, augment: bool = False, val_fraction: float = 0.2,
+                      seed: int = 0) -> TensorImages:
+    """scikit-learn's 1797 real 8x8 handwritten digits (they ship inside its wheel), upscaled to ``size`` px."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    mean, std = 0.30, 0.38
+    digits = load_digits()
+    idx = np.arange(len(digits.target))
+    tr, va = train_test_split(idx, test_size=val_fraction, random_state=seed, stratify=digits.target)
+    pick = {"train": tr, "val": va}[split]
+    x = _to_size(torch.from_numpy(digits.images[pick]).float().div_(16.0).unsqueeze(1), size)
+    return TensorImages((x - mean) / std, torch.from_numpy(digits.target[pick]), (0 - mean) / std, augment)
+
+
+FASHION_MNIST_DIR = Path(os.environ.get("BNNAS_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
+FASHION_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte")
+
+
+def fashion_mnist_available(root: Path | None = None) -> bool:
+    root = FASHION_MNIST_DIR if root is None else Path(root)
+    return all((root / f).exists() or (root / f"{f}.gz").exists() for f in FASHION_FILES)
+
+
+def _fashion_root(src: Path) -> Path:
+    """torchvision's FashionMNIST reads ``ROOT/FashionMNIST/raw/<idx files>`` uncompressed; the Debian package ships
+    them gzipped, so unpack once into the bnnas cache (via a temp dir + rename: concurrent runs never see a half file)."""
+    from torchvision.datasets.utils import extract_archive
+
+    root = Path(os.environ.get("BNNAS_CACHE", Path.home() / ".cache" / "bnnas")) / "datasets"
+    raw = root / "FashionMNIST" / "raw"
+    missing = [f for f in FASHION_FILES if not (raw / f).exists()]
+    if missing:
+        raw.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=raw, prefix=".unpack-"))
+        try:
+            for f in missing:
+                if (src / f).exists():
+                    shutil.copyfile(src / f, tmp / f)
+                else:
+                    extract_archive(str(src / f"{f}.gz"), str(tmp))
+                os.replace(tmp / f, raw / f)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return root
+
+
+def load_fashion_mnist_split(split: str, size: int = 32, augment: bool = False,
+                             src: Path | None = None) -> TensorImages:
+    """Fashion-MNIST (60k train / 10k test, 28x28 grey, 10 classes) through torchvision's reader."""
+    from torchvision.datasets import FashionMNIST
+
+    src = FASHION_MNIST_DIR if src is None else Path(src)
+    if not fashion_mnist_available(src):
+        raise BNNASError(f"Fashion-MNIST not found in {src} (install it with: apt-get install dataset-fashion-mnist)")
+    mean, std = 0.286, 0.353
+    ds = FashionMNIST(str(_fashion_root(src)), train=split == "train", download=False)
+    x = _to_size(ds.data.float().div_(255.0).unsqueeze(1), size)
+    return TensorImages((x - mean) / std, ds.targets, (0 - mean) / std, augment, hflip=True)
+
+
+BUILTIN_DATASETS = ("fashion-mnist", "digits")
+
+
+def is_builtin(data: str | os.PathLike | None) -> bool:
+    """True for the data sets that ship with the install (``None`` picks one of them)."""
+    return data is None or str(data) in BUILTIN_DATASETS
+
+
+def default_builtin() -> str:
+    return "fashion-mnist" if fashion_mnist_available() else "digits"
+
+
+def _builtin_data(name: str, size: int, holdout: int, seed: int) -> ClassificationData:
+    if name == "fashion-mnist":
+        train_aug, train_plain, val = (load_fashion_mnist_split("train", size, True),
+                                       load_fashion_mnist_split("train", size), load_fashion_mnist_split("val", size))
+    else:
+        train_aug, train_plain, val = (load_digits_split("train", size, True, seed=seed),
+                                       load_digits_split("train", size, seed=seed), load_digits_split("val", size, seed=seed))
+    n = len(train_aug)
+    if holdout >= n:
+        raise BNNASError(f"--holdout {holdout} leaves no training images ({n} in {name})")
+    if not holdout:
+        return ClassificationData(name, train_aug, val, 10, size, train_eval=train_plain)
+    # the spos-acc hold-out comes out of the training split: the val/test split stays unseen by every search
+    perm = np.random.default_rng(seed).permutation(n)
+    keep, held = np.sort(perm[holdout:]).tolist(), np.sort(perm[:holdout]).tolist()
+    return ClassificationData(name, Subset(train_aug, keep), val, 10, size, heldout=Subset(train_plain, held),
+                              train_eval=Subset(train_plain, keep))
 
 
 def pil_loader(path: str) -> Image.Image:
@@ -95,20 +192,30 @@ def _check_folder(root: Path) -> Path:
 
 
 def build_classification_data(data: str | os.PathLike | None = None, input_size: int | None = None,
-                              holdout: int = 0, seed: int = 0, decode: str = "cpu") -> ClassificationData:
-    """``data=None`` gives the built-in digits; otherwise an ImageNet-style folder with ``train/`` (and ``val/``).
+                              holdout: int = 0, seed: int = 0, decode: str = "cpu",
+                              limit_train: int | None = None) -> ClassificationData:
+    """``data``: ``'fashion-mnist'`` or ``'digits'`` (built in), ``None`` (Fashion-MNIST when installed, else the
+    digits), or an ImageNet-style folder with ``train/`` (and ``val/``).
 
     ``decode='gpu'`` (folders only) moves JPEG decoding and the training augmentation of ``train`` to the training
     device (nvJPEG via torchvision; :mod:`bnnas.data.gpu_decode`); evaluation sets keep the CPU path.
+    ``limit_train`` keeps that many training images (the same ones for every seed, so seeds differ in nothing else).
     """
+    if limit_train is not None and limit_train < 1:
+        raise BNNASError(f"--limit-train must be >= 1, got {limit_train}")
+    data = _build(data, input_size, holdout, seed, decode)
+    if limit_train is None or limit_train >= len(data.train):
+        return data
+    keep = np.sort(np.random.default_rng(0).permutation(len(data.train))[:limit_train]).tolist()
+    return dataclasses.replace(data, train=Subset(data.train, keep),
+                               train_eval=None if data.train_eval is None else Subset(data.train_eval, keep))
+
+
+def _build(data, input_size, holdout, seed, decode) -> ClassificationData:
     if decode not in ("cpu", "gpu"):
         raise BNNASError(f"unknown decode {decode!r}: use 'cpu' (PIL in loader workers) or 'gpu' (nvJPEG)")
-    if data is None or str(data) == "digits":
-        size = input_size or 32
-        return ClassificationData(
-            "digits", DigitsDataset("train", size, augment=True, seed=seed), DigitsDataset("val", size, seed=seed),
-            10, size, heldout=DigitsDataset("val", size, seed=seed), train_eval=DigitsDataset("train", size, seed=seed),
-        )
+    if is_builtin(data):
+        return _builtin_data(default_builtin() if data is None else str(data), input_size or 32, holdout, seed)
     from timm.data import create_transform
     from torchvision.datasets import ImageFolder
 

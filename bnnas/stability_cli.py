@@ -1,0 +1,65 @@
+"""``tools/stability.py RUN_DIR RUN_DIR ...``: do search runs that differ only in their seed agree?"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .arch import load_arch
+from .checkpoint import atomic_write_text
+from .errors import BNNASError
+from .evidence import seed_agreement
+from .space import is_parameter_free
+
+
+def _bn_free(space) -> np.ndarray:
+    mask = np.zeros((len(space.layers), space.max_choices), dtype=bool)
+    for li, layer in enumerate(space.layers):
+        for ci, op in enumerate(layer.choices):
+            mask[li, ci] = is_parameter_free(op) and not space.bn_after_every_op
+    return mask
+
+
+def load_run(run: Path):
+    """(arch, final L x N op-score table) of a tools/search.py work dir."""
+    if not (run / "arch.json").is_file() or not (run / "op_scores.json").is_file():
+        raise BNNASError(f"{run} is not a finished search run (needs arch.json and op_scores.json)")
+    arch = load_arch(run / "arch.json")
+    doc = json.loads((run / "op_scores.json").read_text())
+    if not doc.get("epochs"):
+        raise BNNASError(f"{run / 'op_scores.json'} holds no epoch")
+    table = np.array([[np.nan if v is None else v for v in row] for row in doc["epochs"][-1]["scores"]], dtype=float)
+    return arch, table
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Agreement of search runs that differ only in their seed: per-layer "
+                                            "Kendall tau of the op scores and the share of layers their archs agree on.")
+    p.add_argument("runs", nargs="+", type=Path, help="tools/search.py work dirs (two or more)")
+    p.add_argument("--out", type=Path, default=None, help="write the numbers as JSON here")
+    args = p.parse_args(argv)
+    try:
+        if len(args.runs) < 2:
+            raise BNNASError("give at least two run directories")
+        loaded = [load_run(r) for r in args.runs]
+        spaces = {a.space.name for a, _ in loaded}
+        if len(spaces) != 1:
+            raise BNNASError(f"the runs searched different spaces ({', '.join(sorted(spaces))})")
+        result = seed_agreement([t for _, t in loaded], [list(a.choices) for a, _ in loaded],
+                                _bn_free(loaded[0][0].space))
+    except BNNASError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for run, (arch, _) in zip(args.runs, loaded):
+        print(f"{run}: {' '.join(arch.ops)}")
+    d = result.to_dict()
+    print(f"{d['runs']} runs: mean per-layer tau {d['mean_tau']:.3f} (BN ops only {d['mean_tau_bn_ops']:.3f}), "
+          f"arch agreement {d['arch_agreement']:.3f}, top-op agreement {d['best_op_agreement']:.3f}")
+    print(result.verdict)
+    if args.out is not None:
+        atomic_write_text(args.out, json.dumps({"runs": [str(r) for r in args.runs], **d}, indent=2) + "\n")
+    return 0

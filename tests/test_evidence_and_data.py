@@ -1,0 +1,155 @@
+"""The built-in data sets, the small-data recipe's pieces, and the checks that say how far to trust a search run."""
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bnnas.data import datasets as ds
+from bnnas.evidence import check_learning, layer_taus, seed_agreement
+from bnnas.space import get_space
+from bnnas.supernet import Supernet
+from bnnas.train_supernet import init_branch_gammas
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _write_idx(path: Path, arr: np.ndarray) -> None:
+    """Write the standard idx format (big-endian header: 0, 0, type 0x08 = ubyte, ndim; then each dim) gzipped."""
+    header = bytes([0, 0, 0x08, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + arr.astype(np.uint8).tobytes())
+
+
+@pytest.fixture
+def fake_fashion(tmp_path, monkeypatch):
+    """A Fashion-MNIST install in the Debian package's layout, 40 train / 20 test images, and a private cache."""
+    src = tmp_path / "fashion-mnist"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 40), ("t10k", 20)):
+        _write_idx(src / f"{split}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
+        _write_idx(src / f"{split}-labels-idx1-ubyte.gz", np.arange(n) % 10)
+    monkeypatch.setattr(ds, "FASHION_MNIST_DIR", src)
+    monkeypatch.setenv("BNNAS_CACHE", str(tmp_path / "cache"))
+    return src
+
+
+def test_fashion_mnist_is_found_and_loaded_through_torchvision(fake_fashion):
+    assert ds.fashion_mnist_available() and ds.default_builtin() == "fashion-mnist"
+    data = ds.build_classification_data(None, 32)
+    assert data.name == "fashion-mnist" and data.num_classes == 10
+    assert len(data.train) == 40 and len(data.val) == 20
+    x, y = data.train[0]
+    assert x.shape == (3, 32, 32) and 0 <= int(y) < 10
+    # 28 -> 32 is a 2 px zero pad: the original pixels are untouched
+    raw = ds.load_fashion_mnist_split("train", 32)
+    border = torch.cat([raw.images[:, 0, :2].flatten(), raw.images[:, 0, :, -2:].flatten()])
+    assert torch.allclose(border, torch.full_like(border, raw.fill))
+    src = np.frombuffer(gzip.open(fake_fashion / "train-images-idx3-ubyte.gz").read()[16:], np.uint8).reshape(40, 28, 28)
+    assert torch.allclose(raw.images[:, 0, 2:-2, 2:-2] * 0.353 + 0.286, torch.from_numpy(src / 255.0).float(), atol=1e-5)
+
+
+def test_holdout_comes_from_the_training_split_never_the_test_split(fake_fashion):
+    data = ds.build_classification_data("fashion-mnist", 32, holdout=10, seed=3)
+    assert len(data.heldout) == 10 and len(data.train) == 30 and len(data.val) == 20
+    assert set(data.heldout.indices).isdisjoint(data.train.indices)
+    assert data.heldout.dataset.images.shape[0] == 40  # indices into the 40 training images, not the 20 test ones
+
+
+def test_digits_fallback_when_fashion_mnist_is_missing(tmp_path, monkeypatch):
+    monkeypatch.setattr(ds, "FASHION_MNIST_DIR", tmp_path / "absent")
+    assert ds.default_builtin() == "digits"
+    assert ds.build_classification_data(None, 32).name == "digits"
+    with pytest.raises(ds.BNNASError, match="apt-get install dataset-fashion-mnist"):
+        ds.build_classification_data("fashion-mnist", 32)
+
+
+def test_limit_train_keeps_the_same_images_for_every_seed():
+    a = ds.build_classification_data("digits", 32, seed=0, limit_train=100)
+    b = ds.build_classification_data("digits", 32, seed=0, limit_train=100)
+    assert len(a.train) == 100 and a.train.indices == b.train.indices
+    with pytest.raises(ds.BNNASError, match="limit-train"):
+        ds.build_classification_data("digits", 32, limit_train=0)
+
+
+def test_default_demo_names_the_digits_fallback(tmp_path):
+    # conftest points BNNAS_FASHION_MNIST at a missing dir, as on a machine without the package
+    out = subprocess.run([sys.executable, str(ROOT / "tools/search.py"), "--epochs", "1", "--limit-train", "256",
+                          "--search", "exact", "--work-dir", str(tmp_path), "--quiet"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Fashion-MNIST is not installed" in out.stdout and "using the small built-in digits" in out.stdout
+    assert json.loads((tmp_path / "summary.json").read_text())["data"] == "digits"
+
+
+def test_small_data_space_fixes_the_transition_layers():
+    space = get_space("spos-small-res")
+    for layer in space.layers:
+        if layer.stride != 1 or layer.cin != layer.cout:
+            assert layer.choices == ("k3e6",)
+        else:
+            assert len(layer.choices) == 7 and "id" in layer.choices
+
+
+def test_gamma_init_closes_only_residual_branches():
+    torch.manual_seed(0)
+    net = Supernet(get_space("spos-small"))
+    init_branch_gammas(net, 0.0)
+    for li, _ci, bn in net.indicator_bns():
+        layer = net.space.layers[li]
+        if bn is None:
+            continue
+        residual = layer.stride == 1 and layer.cin == layer.cout
+        assert torch.all(bn.weight == (0.0 if residual else 1.0)), li
+
+
+def _bn_free(space):
+    return np.array([[op == "id" for op in l.choices] + [False] * (space.max_choices - len(l.choices))
+                     for l in space.layers])
+
+
+def test_untrained_supernet_warns_and_a_trained_one_does_not():
+    space = get_space("spos-small-res")
+    free = _bn_free(space)
+    rng = np.random.default_rng(0)
+    valid = np.array([[i < len(l.choices) for i in range(space.max_choices)] for l in space.layers])
+    spread = np.where(free, 0.0, rng.uniform(0.0, 0.3, free.shape))
+    spread[:, 0], spread[:, 1] = 0.0, 0.2  # every layer's BN ops span at least 0.2
+    spread = np.where(valid, spread, np.nan)
+    flat = np.where(valid, np.where(free, 0.0, 1.0), np.nan)
+    untrained = check_learning([{"train_acc": 0.11}], 10, flat, free)
+    assert untrained.learned is False and "did not learn" in untrained.warning
+    trained = check_learning([{"train_acc": 0.45}], 10, spread, free)
+    assert trained.learned is True and trained.warning is None
+    assert trained.spread_layers == 7 and trained.searchable_layers == 7
+    flat_but_learned = check_learning([{"train_acc": 0.45}], 10, flat, free)
+    assert flat_but_learned.spread_layers == 0 and "barely differ" in flat_but_learned.warning
+
+
+def test_cli_warns_when_the_supernet_stays_at_chance(tmp_path):
+    # the paper's recipe on 128 digits for one epoch cannot learn: the report must say so
+    out = subprocess.run([sys.executable, str(ROOT / "tools/search.py"), "--data", "digits", "--recipe", "paper",
+                          "--epochs", "1", "--limit-train", "128", "--search", "exact", "--work-dir", str(tmp_path),
+                          "--quiet"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "did not learn" in out.stdout
+    assert "did not learn" in (tmp_path / "report.md").read_text()
+    assert json.loads((tmp_path / "summary.json").read_text())["evidence"]["learned"] is False
+
+
+def test_seed_agreement_on_hand_made_tables():
+    free = np.array([[False, False, False, True], [False, False, False, True]])
+    a = np.array([[0.3, 0.2, 0.1, 0.0], [0.1, 0.2, 0.3, 0.0]])
+    same = seed_agreement([a, a.copy()], [[0, 2], [0, 2]], free)
+    assert same.mean_tau == pytest.approx(1.0) and same.arch_agreement == 1.0 and same.stable
+    b = np.array([[0.1, 0.2, 0.3, 0.0], [0.3, 0.2, 0.1, 0.0]])  # BN ops reversed, identity still last
+    rev = seed_agreement([a, b], [[0, 2], [2, 0]], free)
+    assert rev.mean_tau_bn_ops == pytest.approx(-1.0) and rev.arch_agreement == 0.0 and not rev.stable
+    assert rev.mean_tau == pytest.approx(np.mean(layer_taus(a, b)))
+    assert "seed-dependent" in rev.verdict
