@@ -85,7 +85,7 @@ def test_mismatched_supernet_file(demo_run, tmp_path, capsys):
     wd, _ = demo_run
     err = _err(capsys, ["--supernet", str(wd / "supernet.pth"), "--space", "unbiased-small",
                         "--work-dir", str(tmp_path), "--quiet"])
-    assert "is a 'spos-small' supernet, not 'unbiased-small'" in err
+    assert "is a 'spos-small-res' supernet, not 'unbiased-small'" in err
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"not a checkpoint")
     assert "cannot read checkpoint" in _err(capsys, ["--supernet", str(junk), "--work-dir", str(tmp_path)])
