@@ -31,11 +31,25 @@ def num_choices(space: SearchSpace) -> np.ndarray:
     return np.array([len(l.choices) for l in space.layers], dtype=np.int64)
 
 
+# Relative slack of every budget comparison. The same per-op costs summed in another order differ by about
+# L * 1.1e-16 of the total (~1e-14 for 100 layers), so 1e-12 makes feasibility independent of summation order while
+# staying far below one unit of any integer cost (0.0005 MACs at a 470e6 budget).
+BUDGET_RTOL = 1e-12
+
+
+def budget_limit(budget: float) -> float:
+    """The largest total cost that fits ``budget``: a subnet is feasible iff ``cost <= budget_limit(budget)``.
+
+    Every feasibility test (``check_budget``, the exact solver) compares against this one threshold.
+    """
+    return float(budget) + abs(float(budget)) * BUDGET_RTOL
+
+
 def check_budget(cost: CostTable, budget: float, unit: str = "MFLOPs", scale: float = 1e6) -> None:
     """Refuse budgets no subnet can meet, naming the smallest feasible one."""
     if not np.isfinite(budget) or budget <= 0:
         raise BNNASError(f"budget must be a positive number, got {budget / scale:g} {unit}")
-    if budget < cost.min_total:
+    if not cost.min_total <= budget_limit(budget):
         raise BNNASError(
             f"no subnet fits a budget of {budget / scale:.2f} {unit}: the smallest subnet of this space costs "
             f"{cost.min_total / scale:.2f} {unit} (the largest {cost.max_total / scale:.2f})"
