@@ -1,0 +1,17 @@
+#!/usr/bin/env python
+"""Does the search beat random? ``python tools/verify.py --arch runs/search/arch.json [--random 5 --seeds 2]``.
+
+Retrains the searched arch and N random archs of the same FLOPs budget on one short schedule with S seeds and reports
+held-out accuracy with 95% t-intervals, the searched arch's percentile and a verdict. Writes verify.json, verify.md
+and verify.png into --work-dir (default runs/verify); a killed run resumes, finished runs are skipped.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bnnas.verify import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())
