@@ -245,6 +245,12 @@ def run(args: argparse.Namespace) -> dict:
     if not results:
         raise BNNASError("no search method could run")
     best = results[next(m for m in methods if m in results)]
+    if args.latency is not None:
+        from .latency import latency_noise_warning
+
+        noise = latency_noise_warning(cost, budget, best.choices)
+        if noise:
+            log.warning(noise)
     flops, params = flops_table(space), params_table(space)
     bn_table = bn_score_table(supernet)
     arch = Arch(space, tuple(best.choices), meta={

@@ -40,7 +40,7 @@ BUDGET_RTOL = 1e-12
 def budget_limit(budget: float) -> float:
     """The largest total cost that fits ``budget``: a subnet is feasible iff ``cost <= budget_limit(budget)``.
 
-    Every feasibility test (``check_budget``, the exact solver) compares against this one threshold.
+    Every feasibility test (``check_budget``, the exact solver, the EA and the samplers) compares against this one threshold.
     """
     return float(budget) + abs(float(budget)) * BUDGET_RTOL
 
@@ -127,7 +127,7 @@ class FeasibleSampler:
             per_op[l, :k] = cost.per_op[l, :k]
         ok = np.isfinite(per_op)
         lo = np.where(ok, per_op, np.inf).min(1)
-        rem = self.budget - cost.base - lo.sum()
+        rem = budget_limit(self.budget) - cost.base - lo.sum()
         self.empty = not (np.isfinite(rem) and rem >= 0 and np.isfinite(lo).all())
         step = rem / grid if rem > 0 else 1.0
         B = grid if rem > 0 else 0
@@ -163,7 +163,7 @@ class FeasibleSampler:
             pick = (cum <= u[:, l] * cum[-1]).sum(0)  # first op whose cumulative weight exceeds u * total
             out[:, l] = pick
             r -= self.w[l, pick]
-        return out[self.cost.batch(out) <= self.budget]
+        return out[self.cost.batch(out) <= budget_limit(self.budget)]
 
     def sample(self, rng: np.random.Generator, n: int, seen: set | None = None,
                max_draws: int = 1_000_000) -> np.ndarray:

@@ -13,12 +13,12 @@ from typing import Callable
 import numpy as np
 
 from ..flops import CostTable
-from .common import FeasibleSampler, SearchResult, check_budget, subnet_keys, take_unseen
+from .common import FeasibleSampler, SearchResult, budget_limit, check_budget, subnet_keys, take_unseen
 
 
 def _take_new(cands: np.ndarray, cost: CostTable, budget: float, seen: set, n: int, base: int) -> list[np.ndarray]:
     """First n candidates (in order) that are new and within budget; marks them seen."""
-    return take_unseen(cands, subnet_keys(cands, base), seen, n, lambda rows: cost.batch(rows) <= budget)
+    return take_unseen(cands, subnet_keys(cands, base), seen, n, lambda rows: cost.batch(rows) <= budget_limit(budget))
 
 
 def evolutionary_search(
