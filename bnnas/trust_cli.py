@@ -106,7 +106,7 @@ def early_bird_parser() -> argparse.ArgumentParser:
     g.add_argument("--scores", default=None,
                    help="analyse an existing full-schedule history (op_scores.json or supernet.pth) instead of training")
     g.add_argument("--retrain", action="store_true", help="also train both archs from scratch (proxy schedule)")
-    g.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's choice)")
+    p.set_defaults(threads=1)  # tools/search.py's --threads, with this tool's single-thread default
     _proxy_args(p)
     return p
 
