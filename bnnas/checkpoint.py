@@ -13,11 +13,18 @@ from torch import nn
 from .errors import BNNASError
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_replace(path: Path, write) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; results are shared like any file the user writes
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -36,6 +43,10 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
 
 def atomic_write_text(path: Path, text: str) -> Path:
     return _atomic_replace(Path(path), lambda f: f.write(text.encode()))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    return _atomic_replace(Path(path), lambda f: f.write(data))
 
 
 def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> dict[str, Any]:

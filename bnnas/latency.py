@@ -4,6 +4,7 @@ so every search (the exact solver included) takes a latency budget unchanged."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -15,6 +16,24 @@ from .checkpoint import atomic_write_text
 from .flops import CostTable
 from .ops import Head, build_op, build_stem
 from .space import SearchSpace
+
+log = logging.getLogger("bnnas")
+
+
+def _read_cache(path: Path, key: str, shape: tuple[int, int]) -> CostTable | None:
+    """The cached table, or None (re-measure) when it is for another space/device or unreadable."""
+    try:
+        doc = json.loads(path.read_text())
+        if doc.get("key") != key:
+            return None
+        per_op = np.array(doc["per_op"], dtype=np.float64)
+        base = float(doc["base"])
+        if per_op.shape != shape or not np.all(np.isfinite(per_op)) or not np.isfinite(base):
+            raise ValueError(f"a {per_op.shape} table for a {shape} space")
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
+        log.warning("latency cache %s is unreadable (%s: %s); measuring again", path, type(e).__name__, e)
+        return None
+    return CostTable(np.where(per_op >= 1e30, np.inf, per_op), base, "seconds")
 
 
 @torch.no_grad()
@@ -40,10 +59,9 @@ def measure_latency_table(space: SearchSpace, device: torch.device | str = "cpu"
     device = torch.device(device)
     key = f"{space.name}|{device.type}|b{batch}"
     if cache is not None and Path(cache).exists():
-        doc = json.loads(Path(cache).read_text())
-        if doc.get("key") == key:
-            per_op = np.array(doc["per_op"], dtype=np.float64)
-            return CostTable(np.where(per_op >= 1e30, np.inf, per_op), doc["base"], "seconds")
+        cached = _read_cache(Path(cache), key, (len(space.layers), space.max_choices))
+        if cached is not None:
+            return cached
     per_op = np.full((len(space.layers), space.max_choices), np.inf)
     for li, l in enumerate(space.layers):
         x = torch.randn(batch, l.cin, l.size_in, l.size_in, device=device)

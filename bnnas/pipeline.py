@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -15,6 +16,7 @@ import torch
 
 from . import accuracy_indicator  # noqa: F401  (registers the spos-acc indicator)
 from .arch import Arch, save_arch
+from . import cli
 from .checkpoint import atomic_write_text
 from .data import build_classification_data
 from .distributed import init_distributed
@@ -22,10 +24,12 @@ from .early_bird import EarlyBirdStopper, consecutive_similarity, settle_epoch, 
 from .errors import BNNASError
 from .flops import flops_table, params_table
 from .indicator import ScoreTable, as_scorer, build_indicator, bn_score_table
+from .results import announce, publish_latest, result_tag, tagged
 from .search import SearchResult, check_budget, evolutionary_search, exact_search, num_choices, random_search
 from .space import get_space, list_spaces
 from .supernet import Supernet
 from .train_supernet import SupernetTrainConfig, SupernetTrainer, TrainResult, load_supernet, scores_from_record
+from .workdir import lock_work_dir
 
 log = logging.getLogger("bnnas")
 
@@ -43,45 +47,46 @@ def setup_logging(work_dir: Path, main: bool = True) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         description="BN-NAS: train a BN-only supernet, then find the best subnet under a FLOPs/latency budget.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = p.add_argument_group("data and space")
     g.add_argument("--data", default=None, help="ImageNet-style folder (train/<class>/*.JPEG); default: built-in digits")
     g.add_argument("--space", default=None, help=f"search space: {', '.join(list_spaces())} "
                    "(default: spos-small for the built-in data, spos-imagenet for --data)")
-    g.add_argument("--holdout", type=int, default=0, help="training images held out for the spos-acc indicator")
+    g.add_argument("--holdout", type=cli.nonneg_int, default=0, help="training images held out for the spos-acc indicator")
     g = p.add_argument_group("supernet")
     g.add_argument("--supernet", default=None, help="reuse a trained supernet checkpoint instead of training")
-    g.add_argument("--epochs", type=int, default=10, help="supernet epochs (paper: 10 for SPOS, 15 for FairNAS)")
-    g.add_argument("--batch-size", type=int, default=None, help="per-process batch (default 32 digits, 256 folder)")
-    g.add_argument("--lr", type=float, default=None, help="peak LR (default: 0.8 * global batch / 1024, >= 0.05)")
-    g.add_argument("--warmup-epochs", type=float, default=None)
+    g.add_argument("--epochs", type=cli.positive_int, default=10, help="supernet epochs (paper: 10 for SPOS, 15 for FairNAS)")
+    g.add_argument("--batch-size", type=cli.positive_int, default=None, help="per-process batch (default 32 digits, 256 folder)")
+    g.add_argument("--lr", type=cli.positive_float, default=None, help="peak LR (default: 0.8 * global batch / 1024, >= 0.05)")
+    g.add_argument("--warmup-epochs", type=cli.nonneg_float, default=None)
     g.add_argument("--sampler", choices=["spos", "fairnas"], default="spos", help="path sampling policy")
     g.add_argument("--train-mode", choices=["bn", "all"], default="bn", help="bn: only BN trains (the paper)")
     g.add_argument("--bn-params", choices=["last", "all"], default="last",
                    help="in bn mode, train only each op's last BN (official code) or every BN")
     g.add_argument("--early-bird", action="store_true", help="stop training once the op ranking settles")
-    g.add_argument("--eb-threshold", type=float, default=0.95)
-    g.add_argument("--eb-patience", type=int, default=3)
-    g.add_argument("--workers", type=int, default=None, help="data loader workers (default 0 digits, 8 folder)")
-    g.add_argument("--ckpt-every", type=int, default=0, help="also checkpoint every N steps")
+    g.add_argument("--eb-threshold", type=cli.unit_float, default=0.95)
+    g.add_argument("--eb-patience", type=cli.positive_int, default=3)
+    g.add_argument("--workers", type=cli.nonneg_int, default=None, help="data loader workers (default 0 digits, 8 folder)")
+    g.add_argument("--ckpt-every", type=cli.nonneg_int, default=0, help="also checkpoint every N steps")
     g.add_argument("--no-resume", action="store_true", help="refuse to resume (error if the work dir has a run)")
     g = p.add_argument_group("search")
-    g.add_argument("--flops", type=float, default=None, help="budget in MFLOPs (default: the space's)")
-    g.add_argument("--latency", type=float, default=None, help="budget in ms, per-op latency measured on --device")
+    g.add_argument("--flops", type=cli.positive_float, default=None, help="budget in MFLOPs (default: the space's)")
+    g.add_argument("--latency", type=cli.positive_float, default=None, help="budget in ms, per-op latency measured on --device")
     g.add_argument("--indicator", default="bn", help="bn (BN-NAS) or spos-acc (SPOS accuracy, needs held-out data)")
     g.add_argument("--search", default="exact,evolution,random",
                    help="comma list of exact, evolution, random; the arch comes from the first one listed")
-    g.add_argument("--population", type=int, default=50)
-    g.add_argument("--iterations", type=int, default=20)
-    g.add_argument("--samples", type=int, default=1000, help="random search samples")
+    g.add_argument("--population", type=cli.positive_int, default=50)
+    g.add_argument("--iterations", type=cli.positive_int, default=20)
+    g.add_argument("--samples", type=cli.positive_int, default=1000, help="random search samples")
     g = p.add_argument_group("run")
     g.add_argument("--work-dir", default="runs/search")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    g.add_argument("--seed", type=cli.nonneg_int, default=0)
+    g.add_argument("--device", type=cli.device, default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     g.add_argument("--no-amp", action="store_true")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
+    cli.add_debug(g)
     return p
 
 
@@ -93,7 +98,7 @@ def _train_or_load(args, space, data, device, dist, work_dir: Path) -> tuple[Sup
         return model.to(device), {"source": str(args.supernet), "history": ckpt.get("history", []),
                                   "config": ckpt.get("config", {}), "seconds": 0.0, "stopped_early_at": None}
     cfg = SupernetTrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size or (32 if data.name == "digits" else 256), lr=args.lr,
+        epochs=args.epochs, batch_size=args.batch_size if args.batch_size is not None else (32 if data.name == "digits" else 256), lr=args.lr,
         warmup_epochs=args.warmup_epochs, sampler=args.sampler, train_mode=args.train_mode, bn_params=args.bn_params,
         seed=args.seed, workers=args.workers if args.workers is not None else (0 if data.name == "digits" else 8),
         amp=not args.no_amp, ckpt_every=args.ckpt_every)
@@ -131,9 +136,13 @@ def _stopped_early_before(trainer: SupernetTrainer) -> bool:
 
 
 def run(args: argparse.Namespace) -> dict:
+    with contextlib.ExitStack() as stack:  # releases the work-dir lock however the run ends
+        return _run(args, stack)
+
+
+def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
     work_dir = Path(args.work_dir)
     dist, device = init_distributed(args.device)
-    setup_logging(work_dir, dist.is_main)
     space_name = args.space or ("spos-small" if args.data is None else "spos-imagenet")
     probe = get_space(space_name)
     methods = [m.strip() for m in args.search.split(",") if m.strip()]
@@ -144,14 +153,20 @@ def run(args: argparse.Namespace) -> dict:
     space = get_space(space_name, data.num_classes)
 
     # Budget first: an impossible budget should fail before hours of supernet training, not after.
-    if args.latency is not None:
+    if args.latency is None:  # (and before the work dir is created)
+        cost, budget, unit, scale = flops_table(space), \
+            (space.default_budget if args.flops is None else args.flops) * 1e6, "MFLOPs", 1e6
+        check_budget(cost, budget, unit, scale)
+    lock = lock_work_dir(work_dir, dist.is_main, dist.enabled)
+    if lock is not None:
+        stack.callback(lock.release)
+    setup_logging(work_dir, dist.is_main)
+    if args.latency is not None:  # measured on this device, cached in the work dir
         from .latency import measure_latency_table
 
         cost, budget, unit, scale = measure_latency_table(space, device, cache=work_dir / "latency_table.json"), \
             args.latency / 1e3, "ms", 1e-3
-    else:
-        cost, budget, unit, scale = flops_table(space), (args.flops or space.default_budget) * 1e6, "MFLOPs", 1e6
-    check_budget(cost, budget, unit, scale)
+        check_budget(cost, budget, unit, scale)
 
     t_all = time.perf_counter()
     supernet, train_info = _train_or_load(args, space, data, device, dist, work_dir)
@@ -196,20 +211,22 @@ def run(args: argparse.Namespace) -> dict:
                      "sampler": train_info["config"].get("sampler"),
                      "epochs_trained": len(train_info["history"]), "data": data.name, "seed": args.seed},
     })
-    save_arch(arch, work_dir / "arch.json")
+    tag = result_tag(budget / scale, unit, best.method, args.indicator)
+    announce(work_dir, tag)
+    save_arch(arch, work_dir / tagged("arch.json", tag))
     summary = _write_outputs(work_dir, space, arch, bn_table, train_info, results, budget, unit, scale,
-                             args, t_indicator, time.perf_counter() - t_all)
+                             args, t_indicator, time.perf_counter() - t_all, tag)
     return summary
 
 
 def _write_outputs(work_dir, space, arch, bn_table, train_info, results, budget, unit, scale, args, t_indicator,
-                   t_all) -> dict:
+                   t_all, tag: str) -> dict:
     from . import plots
 
     history = train_info["history"]
     tables = [scores_from_record(h) for h in history]
-    files = {"arch": "arch.json", "op_scores_plot": plots.plot_op_scores(
-        bn_table.scores, [l.choices for l in space.layers], work_dir / "op_scores.png", arch.choices).name}
+    files = {"arch": tagged("arch.json", tag), "op_scores_plot": plots.plot_op_scores(
+        bn_table.scores, [l.choices for l in space.layers], work_dir / tagged("op_scores.png", tag), arch.choices).name}
     settled = None
     if len(tables) >= 2:
         sim = similarity_matrix(tables)
@@ -222,7 +239,7 @@ def _write_outputs(work_dir, space, arch, bn_table, train_info, results, budget,
                                                      [h["train_acc"] for h in history], work_dir / "training.png").name
     hist = results["evolution"].history if "evolution" in results else next(iter(results.values())).history
     files["search_plot"] = plots.plot_search(hist, budget, {k: (r.cost, r.score) for k, r in results.items()},
-                                             work_dir / "search.png", scale, unit).name
+                                             work_dir / tagged("search.png", tag), scale, unit).name
     summary = {
         "space": space.name, "arch": arch.ops, "flops_m": arch.meta["flops_m"], "params_m": arch.meta["params_m"],
         "bn_score": arch.meta["bn_score"], "budget": budget / scale, "budget_unit": unit,
@@ -232,10 +249,11 @@ def _write_outputs(work_dir, space, arch, bn_table, train_info, results, budget,
         "search": {k: {**r.summary(), "cost": r.cost / scale, "ops": [space.layers[i].choices[c]
                                                                       for i, c in enumerate(r.choices)]}
                    for k, r in results.items()},
-        "files": files,
+        "files": files, "result": tag,
     }
-    atomic_write_text(work_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-    atomic_write_text(work_dir / "report.md", _report_md(summary, arch, bn_table, space))
+    atomic_write_text(work_dir / tagged("report.md", tag), _report_md(summary, arch, bn_table, space))
+    atomic_write_text(work_dir / tagged("summary.json", tag), json.dumps(summary, indent=2) + "\n")
+    publish_latest(work_dir, tag)
     print(_summary_table(summary))
     return summary
 
@@ -275,19 +293,7 @@ def _report_md(s: dict, arch: Arch, table: ScoreTable, space) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except BNNASError as e:
-        print(f"error: {format_error(e)}", file=sys.stderr)
-        return 2
-    return 0
+    return cli.main(build_parser(), run, argv)
 
 
-def format_error(e: BaseException) -> str:
-    """One line, also for errors re-raised from DataLoader workers (whose message carries a traceback)."""
-    msg = str(e).strip()
-    if "Traceback" in msg:
-        msg = msg.splitlines()[-1]
-        msg = msg.split("BNNASError: ", 1)[-1]
-    return msg.splitlines()[0] if msg else type(e).__name__
+format_error = cli.format_error  # kept for callers that import it from here
