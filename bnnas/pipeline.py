@@ -29,7 +29,7 @@ from .search import SearchResult, check_budget, evolutionary_search, exact_searc
 from .space import get_space, list_spaces
 from .supernet import Supernet
 from .train_supernet import SupernetTrainConfig, SupernetTrainer, TrainResult, load_supernet, scores_from_record
-from .workdir import lock_work_dir
+from .workdir import claim_work_dir
 
 log = logging.getLogger("bnnas")
 
@@ -157,10 +157,9 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
         cost, budget, unit, scale = flops_table(space), \
             (space.default_budget if args.flops is None else args.flops) * 1e6, "MFLOPs", 1e6
         check_budget(cost, budget, unit, scale)
-    lock = lock_work_dir(work_dir, dist.is_main, dist.enabled)
+    lock = claim_work_dir(work_dir, dist.is_main, dist.enabled)  # lock, log.txt, crash leftovers
     if lock is not None:
         stack.callback(lock.release)
-    setup_logging(work_dir, dist.is_main)
     if args.latency is not None:  # measured on this device, cached in the work dir
         from .latency import measure_latency_table
 

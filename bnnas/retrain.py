@@ -46,7 +46,7 @@ from .errors import BNNASError
 from .flops import flops_table, params_table
 from .space import SPACE_TABLES, SearchSpace, build_space
 from .subnet import SubNet
-from .workdir import lock_work_dir
+from .workdir import claim_work_dir
 
 log = logging.getLogger("bnnas")
 
@@ -562,8 +562,6 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
-    from .pipeline import setup_logging
-
     if args.resume is not None and args.no_resume:
         raise BNNASError("--resume and --no-resume contradict each other")
     arch = load_arch(args.arch)  # checked before anything is created or trained
@@ -588,10 +586,9 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
     trainer = Retrainer(arch, data, cfg, work_dir, device, dist, show_progress=not args.quiet)  # validates cfg
 
     # everything checked: only now the work dir is created, locked and logged to
-    lock = lock_work_dir(work_dir, dist.is_main, dist.enabled)
+    lock = claim_work_dir(work_dir, dist.is_main, dist.enabled)  # lock, log.txt, crash leftovers
     if lock is not None:
         stack.callback(lock.release)
-    setup_logging(work_dir, dist.is_main)
     if searched_classes != data.num_classes:
         log.info("arch %s was searched for %d classes; retraining with a %d-class classifier for %r",
                  arch.space.name, searched_classes, data.num_classes, data.name)

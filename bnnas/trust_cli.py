@@ -150,13 +150,11 @@ def _setup(args, work_dir: Path):
 
 def _claim(work_dir: Path, dist) -> None:
     """Lock the work dir (held until main() returns) and log into it; called once the inputs have been checked."""
-    from .pipeline import setup_logging
-    from .workdir import lock_work_dir
+    from .workdir import claim_work_dir
 
-    lock = lock_work_dir(work_dir, dist.is_main, dist.enabled)
+    lock = claim_work_dir(work_dir, dist.is_main, dist.enabled)
     if lock is not None:
         _EXIT.callback(lock.release)
-    setup_logging(work_dir, dist.is_main)
 
 
 # -- rank ---------------------------------------------------------------------------------------------------------------

@@ -42,6 +42,8 @@ def _read_holder(fd: int) -> dict:
 def ensure_dir(path: Path, what: str = "work dir") -> Path:
     """``mkdir -p`` with a one-line error when a parent is a file or the place is not writable."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise BNNASError(f"cannot create {what} {path}: a file of that name is in the way")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -104,9 +106,7 @@ class WorkDirLock:
             os.close(fd)
             raise BNNASError(f"work dir {self.work_dir} has a lock of another host ({_describe(previous)}); if that run "
                              f"is gone, delete {self.path} and start again")
-        self.took_over = previous
-        log.warning("work dir %s: the run that held it (%s) is gone; taking over its lock", self.work_dir,
-                    _describe(previous))
+        self.took_over = previous  # reported by claim_work_dir once logging goes to the work dir
 
     def release(self) -> None:
         if self.fd is None:
@@ -140,13 +140,15 @@ def remove_stale_temp_files(work_dir: Path, older_than: float) -> list[Path]:
     return removed
 
 
-def lock_work_dir(work_dir: Path, is_main: bool = True, dist_enabled: bool = False) -> WorkDirLock | None:
-    """Rank 0 locks ``work_dir`` and cleans temp files; under torchrun every rank learns whether that worked."""
+def claim_work_dir(work_dir: Path, is_main: bool = True, dist_enabled: bool = False) -> WorkDirLock | None:
+    """Rank 0 locks ``work_dir``; then every rank sets up logging (log.txt on rank 0), and rank 0 reports a taken-over
+    lock and removes the temp files of interrupted writes. Under torchrun every rank learns whether the lock worked."""
+    from .pipeline import setup_logging
+
     lock, error = None, None
     if is_main:
         try:
             lock = WorkDirLock(work_dir).acquire()
-            remove_stale_temp_files(work_dir, lock.acquired_at)
         except BNNASError as e:
             error = str(e)
     if dist_enabled:
@@ -156,9 +158,18 @@ def lock_work_dir(work_dir: Path, is_main: bool = True, dist_enabled: bool = Fal
         tdist.broadcast_object_list(box, src=0)
         error = box[0]
     if error is not None:
+        raise BNNASError(error if is_main else f"rank 0 could not start: {error}")
+    try:
+        setup_logging(Path(work_dir), is_main)  # after the lock: a refused run must not write into the holder's log
+        if lock is not None:
+            if lock.took_over:
+                log.warning("work dir %s: the run that held it (%s) is gone; taking over its lock", work_dir,
+                            _describe(lock.took_over))
+            remove_stale_temp_files(work_dir, lock.acquired_at)
+    except BaseException:
         if lock is not None:
             lock.release()
-        raise BNNASError(error if is_main else f"rank 0 could not start: {error}")
+        raise
     return lock
 
 
