@@ -57,7 +57,7 @@ def check_output(out: str | os.PathLike, inputs: list[str | os.PathLike | None],
         if src is None or isinstance(src, dict) or not Path(src).exists():
             continue
         if target.exists() and os.path.samefile(target, src) or target.resolve() == Path(src).resolve():
-            raise BNNASError(f"--out {out} is the input {src}; writing it would destroy the input (choose another --out)")
+            raise BNNASError(f"--out {out} is the input {src}; writing it would destroy it (choose another --out)")
     if target.is_dir():
         raise BNNASError(f"--out {out} is a directory; give a file name such as {target / 'backbone.pth'}")
     if target.exists() and not force:

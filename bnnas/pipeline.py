@@ -51,15 +51,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="BN-NAS: train a BN-only supernet, then find the best subnet under a FLOPs/latency budget.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = p.add_argument_group("data and space")
-    g.add_argument("--data", default=None, help="ImageNet-style folder (train/<class>/*.JPEG); default: built-in digits")
+    g.add_argument("--data", default=None,
+                   help="ImageNet-style folder (train/<class>/*.JPEG); default: built-in digits")
     g.add_argument("--space", default=None, help=f"search space: {', '.join(list_spaces())} "
                    "(default: spos-small for the built-in data, spos-imagenet for --data)")
-    g.add_argument("--holdout", type=cli.nonneg_int, default=0, help="training images held out for the spos-acc indicator")
+    g.add_argument("--holdout", type=cli.nonneg_int, default=0,
+                   help="training images held out for the spos-acc indicator")
     g = p.add_argument_group("supernet")
     g.add_argument("--supernet", default=None, help="reuse a trained supernet checkpoint instead of training")
-    g.add_argument("--epochs", type=cli.positive_int, default=10, help="supernet epochs (paper: 10 for SPOS, 15 for FairNAS)")
-    g.add_argument("--batch-size", type=cli.positive_int, default=None, help="per-process batch (default 32 digits, 256 folder)")
-    g.add_argument("--lr", type=cli.positive_float, default=None, help="peak LR (default: 0.8 * global batch / 1024, >= 0.05)")
+    g.add_argument("--epochs", type=cli.positive_int, default=10,
+                   help="supernet epochs (paper: 10 for SPOS, 15 for FairNAS)")
+    g.add_argument("--batch-size", type=cli.positive_int, default=None,
+                   help="per-process batch (default 32 digits, 256 folder)")
+    g.add_argument("--lr", type=cli.positive_float, default=None,
+                   help="peak LR (default: 0.8 * global batch / 1024, >= 0.05)")
     g.add_argument("--warmup-epochs", type=cli.nonneg_float, default=None)
     g.add_argument("--sampler", choices=["spos", "fairnas"], default="spos", help="path sampling policy")
     g.add_argument("--train-mode", choices=["bn", "all"], default="bn", help="bn: only BN trains (the paper)")
@@ -68,12 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--early-bird", action="store_true", help="stop training once the op ranking settles")
     g.add_argument("--eb-threshold", type=cli.unit_float, default=0.95)
     g.add_argument("--eb-patience", type=cli.positive_int, default=3)
-    g.add_argument("--workers", type=cli.nonneg_int, default=None, help="data loader workers (default 0 digits, 8 folder)")
+    g.add_argument("--workers", type=cli.nonneg_int, default=None,
+                   help="data loader workers (default 0 digits, 8 folder)")
     g.add_argument("--ckpt-every", type=cli.nonneg_int, default=0, help="also checkpoint every N steps")
     g.add_argument("--no-resume", action="store_true", help="refuse to resume (error if the work dir has a run)")
     g = p.add_argument_group("search")
     g.add_argument("--flops", type=cli.positive_float, default=None, help="budget in MFLOPs (default: the space's)")
-    g.add_argument("--latency", type=cli.positive_float, default=None, help="budget in ms, per-op latency measured on --device")
+    g.add_argument("--latency", type=cli.positive_float, default=None,
+                   help="budget in ms, per-op latency measured on --device")
     g.add_argument("--indicator", default="bn", help="bn (BN-NAS) or spos-acc (SPOS accuracy, needs held-out data)")
     g.add_argument("--search", default="exact,evolution,random",
                    help="comma list of exact, evolution, random; the arch comes from the first one listed")
@@ -98,7 +105,8 @@ def _train_or_load(args, space, data, device, dist, work_dir: Path) -> tuple[Sup
         return model.to(device), {"source": str(args.supernet), "history": ckpt.get("history", []),
                                   "config": ckpt.get("config", {}), "seconds": 0.0, "stopped_early_at": None}
     cfg = SupernetTrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size if args.batch_size is not None else (32 if data.name == "digits" else 256), lr=args.lr,
+        epochs=args.epochs, lr=args.lr,
+        batch_size=args.batch_size if args.batch_size is not None else (32 if data.name == "digits" else 256),
         warmup_epochs=args.warmup_epochs, sampler=args.sampler, train_mode=args.train_mode, bn_params=args.bn_params,
         seed=args.seed, workers=args.workers if args.workers is not None else (0 if data.name == "digits" else 8),
         amp=not args.no_amp, ckpt_every=args.ckpt_every)

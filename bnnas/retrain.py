@@ -23,7 +23,6 @@ import dataclasses
 import json
 import logging
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -511,7 +510,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("recipe")
     g.add_argument("--epochs", type=cli.positive_int, default=None,
                    help=f"default {FULL_EPOCHS} (SPEC) for --data, {DIGITS_EPOCHS} for the built-in digits")
-    g.add_argument("--batch-size", type=cli.positive_int, default=None, help="per process (default 128 for --data, 64 digits)")
+    g.add_argument("--batch-size", type=cli.positive_int, default=None,
+                   help="per process (default 128 for --data, 64 digits)")
     g.add_argument("--lr", type=cli.positive_float, default=None,
                    help="peak LR (default 0.5 x global batch / 1024 for --data; 0.2 for the digits)")
     g.add_argument("--warmup-epochs", type=cli.nonneg_float, default=None, help="default min(5, 10%% of epochs)")
@@ -530,7 +530,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "--resume an existing WORK_DIR/last.pth is resumed automatically")
     g.add_argument("--no-resume", action="store_true", help="refuse to resume (error if the work dir has a run)")
     g.add_argument("--ckpt-every", type=cli.nonneg_int, default=0, help="also write last.pth every N steps")
-    g.add_argument("--workers", type=cli.nonneg_int, default=None, help="data loader workers (default 0 digits, 8 folder)")
+    g.add_argument("--workers", type=cli.nonneg_int, default=None,
+                   help="data loader workers (default 0 digits, 8 folder)")
     g.add_argument("--threads", type=cli.positive_int, default=None,
                    help="CPU threads for torch (default: 1 for the built-in digits on CPU -- their tiny convs gain "
                    "little from more threads and run 5-10x slower with 2 threads on a busy shared CPU; "

@@ -50,7 +50,8 @@ def _proxy_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--proxy-epochs", type=cli.positive_int, default=d.epochs)
     g.add_argument("--proxy-batch", type=cli.positive_int, default=d.batch_size)
     g.add_argument("--proxy-lr", type=cli.positive_float, default=d.lr)
-    g.add_argument("--proxy-repeats", type=cli.positive_int, default=d.repeats, help="seeds per subnet, accuracies averaged")
+    g.add_argument("--proxy-repeats", type=cli.positive_int, default=d.repeats,
+                   help="seeds per subnet, accuracies averaged")
 
 
 def _proxy_cfg(args):
@@ -90,8 +91,10 @@ def rank_parser() -> argparse.ArgumentParser:
     g.add_argument("--bn-params", choices=["last", "all"], default="last")
     g.add_argument("--supernet-bn", default=None, help="reuse a BN-only supernet checkpoint")
     g.add_argument("--supernet-all", default=None, help="reuse an all-parameters supernet checkpoint")
-    g.add_argument("--spos-calib-batches", type=cli.positive_int, default=10, help="BN recalibration batches for spos-acc")
-    g.add_argument("--workers", type=cli.nonneg_int, default=None, help="data loader workers (default 0 digits, 8 folder)")
+    g.add_argument("--spos-calib-batches", type=cli.positive_int, default=10,
+                   help="BN recalibration batches for spos-acc")
+    g.add_argument("--workers", type=cli.nonneg_int, default=None,
+                   help="data loader workers (default 0 digits, 8 folder)")
     _common(p, "runs/correlation")
     return p
 
@@ -126,7 +129,8 @@ def bias_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=cli.positive_int, default=None, help="default 32 digits, 256 folder")
     p.add_argument("--bn-params", choices=["last", "all"], default="last")
     p.add_argument("--indicator", default="bn", help="additive indicator used by the exact search")
-    p.add_argument("--budgets", type=cli.positive_float_list, default=None, help="comma list of MFLOPs budgets (default: spread over the range)")
+    p.add_argument("--budgets", type=cli.positive_float_list, default=None,
+                   help="comma list of MFLOPs budgets (default: spread over the range)")
     p.add_argument("--supernet-biased", default=None, help="reuse a trained biased-space supernet")
     p.add_argument("--supernet-unbiased", default=None, help="reuse a trained unbiased-space supernet")
     p.add_argument("--retrain", action="store_true",
@@ -157,7 +161,7 @@ def _claim(work_dir: Path, dist) -> None:
         _EXIT.callback(lock.release)
 
 
-# -- rank ---------------------------------------------------------------------------------------------------------------
+# -- rank --------------------------------------------------------------------------------------------------------------
 def run_rank(args) -> dict | None:
     from .correlation import StudyConfig, SupernetSpec, print_table, run_study, study_data
     from .data import build_classification_data
@@ -250,7 +254,7 @@ def run_early_bird(args) -> dict | None:
     return doc
 
 
-# -- bias ---------------------------------------------------------------------------------------------------------------
+# -- bias --------------------------------------------------------------------------------------------------------------
 def run_bias(args) -> dict | None:
     from . import bias
     from .correlation import SupernetSpec, obtain_supernet

@@ -104,8 +104,8 @@ class WorkDirLock:
         if previous.get("host") not in (None, socket.gethostname()):
             # flock may not reach across hosts on a network file system: do not guess that the other host's run died
             os.close(fd)
-            raise BNNASError(f"work dir {self.work_dir} has a lock of another host ({_describe(previous)}); if that run "
-                             f"is gone, delete {self.path} and start again")
+            raise BNNASError(f"work dir {self.work_dir} has a lock of another host ({_describe(previous)}); "
+                             f"if that run is gone, delete {self.path} and start again")
         self.took_over = previous  # reported by claim_work_dir once logging goes to the work dir
 
     def release(self) -> None:
@@ -173,7 +173,7 @@ def claim_work_dir(work_dir: Path, is_main: bool = True, dist_enabled: bool = Fa
     return lock
 
 
-# -- directories a tool owns (make_coco_demo) ---------------------------------------------------------------------------
+# -- directories a tool owns (make_coco_demo) --------------------------------------------------------------------------
 def claim_output_dir(out: Path, marker: str, owned: tuple[str, ...]) -> Path:
     """Make ``out`` ready for a fresh write: refuse a non-empty dir without ``marker`` (not ours); in one with the
     marker, delete the ``owned`` entries so no stale file survives next to the new ones."""

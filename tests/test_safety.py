@@ -189,7 +189,7 @@ def test_retrain_kill9_then_resume_bit_identical(data, tmp_path):
         json.loads((tmp_path / "ref" / "metrics.json").read_text())["summary"]["best_top1"]
 
 
-# -- results beside each other, resume keys -----------------------------------------------------------------------------
+# -- results beside each other, resume keys ----------------------------------------------------------------------------
 def test_rerun_with_other_budget_keeps_earlier_result(reference, data, tmp_path):
     wd = tmp_path / "run"
     shutil.copytree(reference, wd)
@@ -262,7 +262,7 @@ def test_latency_budget_that_binds_and_corrupt_cache(reference, data, tmp_path, 
     assert "unreadable" in (wd / "log.txt").read_text()
 
 
-# -- parse-time numbers, one-line errors ---------------------------------------------------------------------------------
+# -- parse-time numbers, one-line errors -------------------------------------------------------------------------------
 def _tool(name: str):
     spec = importlib.util.spec_from_file_location(f"tool_{name}", ROOT / "tools" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
@@ -333,7 +333,7 @@ def test_debug_shows_the_traceback(tmp_path):
     assert r.returncode != 0 and "Traceback" in r.stderr and "dataset folder not found" in r.stderr
 
 
-# -- export and make_coco_demo never overwrite what they did not make -----------------------------------------------------
+# -- export and make_coco_demo never overwrite what they did not make --------------------------------------------------
 def test_export_refuses_its_input_and_existing_out(tmp_path, capsys):
     from bnnas.subnet import SubNet
 
@@ -376,7 +376,7 @@ def test_make_coco_demo_refuses_foreign_dir_and_rewrites_its_own(tmp_path, capsy
     assert len(list((out / "train2017").iterdir())) == 2 and (out / "README.user").exists()
 
 
-# -- the lock, temp files, umask, write order (in-process, fast) ----------------------------------------------------------
+# -- the lock, temp files, umask, write order (in-process, fast) -------------------------------------------------------
 def test_lock_is_exclusive_and_released(tmp_path):
     with WorkDirLock(tmp_path / "w", command="first") as lock:
         rec = json.loads((tmp_path / "w" / LOCK_NAME).read_text())
@@ -394,7 +394,8 @@ def test_stale_lock_is_taken_over_and_other_hosts_are_not(tmp_path):
     (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(), "started": "then"}))
     lock = claim_work_dir(tmp_path)
     assert lock.took_over["pid"] == dead.pid
-    assert f"pid {dead.pid}" in (tmp_path / "log.txt").read_text() and "taking over" in (tmp_path / "log.txt").read_text()
+    log = (tmp_path / "log.txt").read_text()
+    assert f"pid {dead.pid}" in log and "taking over" in log
     lock.release()
     (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": 1, "host": "elsewhere", "started": "then"}))
     with pytest.raises(BNNASError, match="another host.*delete"):
@@ -436,7 +437,8 @@ def test_finished_checkpoint_is_written_last_and_resume_repairs_op_scores(tmp_pa
         show_progress=False)
     writes = []
     real_save, real_text = ts.atomic_save, ts.atomic_write_text
-    monkeypatch.setattr(ts, "atomic_save", lambda obj, p: (writes.append(("ckpt", obj["finished"])), real_save(obj, p))[1])
+    monkeypatch.setattr(ts, "atomic_save",
+                        lambda obj, p: (writes.append(("ckpt", obj["finished"])), real_save(obj, p))[1])
     monkeypatch.setattr(ts, "atomic_write_text", lambda p, t: (writes.append((Path(p).name, None)), real_text(p, t))[1])
     make().fit()
     assert writes == [("op_scores.json", None), ("ckpt", False), ("op_scores.json", None), ("ckpt", True)]
