@@ -71,6 +71,14 @@ def unit_float(text: str) -> float:
     return v
 
 
+def fraction(text: str) -> float:
+    """A fraction in [0, 1]."""
+    v = _number(float, text)
+    if not 0 <= v <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1] (got {v:g})")
+    return v
+
+
 def positive_float_list(text: str) -> list[float]:
     """Comma-separated values, each > 0 and finite (e.g. ``--budgets 5,10,20``)."""
     vals = [positive_float(t.strip()) for t in text.split(",") if t.strip()]

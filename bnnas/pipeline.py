@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--bn-params", choices=["last", "all"], default="last",
                    help="in bn mode, train only each op's last BN (official code) or every BN")
     g.add_argument("--early-bird", action="store_true", help="stop training once the op ranking settles")
-    g.add_argument("--eb-threshold", type=cli.unit_float, default=0.95)
+    g.add_argument("--eb-threshold", type=cli.fraction, default=0.95)
     g.add_argument("--eb-patience", type=cli.positive_int, default=3)
     g.add_argument("--workers", type=cli.nonneg_int, default=None,
                    help="data loader workers (default 0 digits, 8 folder)")
