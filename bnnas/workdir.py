@@ -11,6 +11,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import sys
@@ -125,13 +126,23 @@ class WorkDirLock:
         self.release()
 
 
-def remove_stale_temp_files(work_dir: Path, older_than: float) -> list[Path]:
-    """Delete ``.NAME.XXXX.tmp`` files of interrupted atomic writes (bnnas.checkpoint) older than ``older_than``."""
+# tempfile.mkstemp(prefix=".NAME.", suffix=".tmp") as bnnas.checkpoint calls it: 8 random characters
+_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+
+
+def remove_stale_temp_files(work_dir: Path, older_than: float, depth: int = 2) -> list[Path]:
+    """Delete the ``.NAME.XXXXXXXX.tmp`` files of interrupted atomic writes (bnnas.checkpoint) older than
+    ``older_than``, in ``work_dir`` and its subdirs down to ``depth`` (not hidden ones: a work dir may be anywhere)."""
     removed = []
-    for p in sorted(Path(work_dir).rglob(".*.tmp")):
+    for entry in sorted(os.scandir(work_dir), key=lambda e: e.name):
+        p = Path(entry.path)
         try:
-            st = p.stat()
-            if p.is_file() and st.st_mtime < older_than:
+            if entry.is_dir(follow_symlinks=False):
+                if depth > 1 and not entry.name.startswith("."):
+                    removed += remove_stale_temp_files(p, older_than, depth - 1)
+                continue
+            st = entry.stat(follow_symlinks=False)
+            if entry.is_file(follow_symlinks=False) and _TEMP_NAME.match(entry.name) and st.st_mtime < older_than:
                 p.unlink()
                 removed.append(p)
                 log.warning("removed %s (%.1f MB), left by an interrupted write", p, st.st_size / 2**20)

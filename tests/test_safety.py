@@ -403,13 +403,17 @@ def test_stale_lock_is_taken_over_and_other_hosts_are_not(tmp_path):
 
 
 def test_stale_temp_files_older_than_the_lock_are_removed(tmp_path):
-    old, new, keep = tmp_path / ".supernet.pth.ab12.tmp", tmp_path / ".arch.json.cd34.tmp", tmp_path / "notes.tmp"
-    for p in (old, new, keep):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / ".venv").mkdir()
+    old, new = tmp_path / ".supernet.pth.ab12cd34.tmp", tmp_path / ".arch.json.cd34ef56.tmp"
+    old_sub = tmp_path / "sub" / ".last.pth.0a1b2c3d.tmp"
+    keep = [tmp_path / "notes.tmp", tmp_path / ".other.tmp", tmp_path / ".venv" / ".x.pth.0a1b2c3d.tmp"]
+    for p in (old, new, old_sub, *keep):
         p.write_bytes(b"x")
-    os.utime(old, (time.time() - 100, time.time() - 100))
-    os.utime(keep, (time.time() - 100, time.time() - 100))
+    for p in (old, old_sub, *keep):
+        os.utime(p, (time.time() - 100, time.time() - 100))
     removed = remove_stale_temp_files(tmp_path, time.time() - 10)
-    assert removed == [old] and new.exists() and keep.exists()
+    assert sorted(removed) == sorted([old, old_sub]) and new.exists() and all(p.exists() for p in keep)
 
 
 @pytest.mark.parametrize("mask", [0o022, 0o027])
