@@ -159,6 +159,10 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
         raise BNNASError(f"unknown search method(s) {', '.join(sorted(unknown)) or '(none)'}: use exact, evolution, random")
     data = build_classification_data(args.data, probe.input_size, args.holdout, args.seed)
     space = get_space(space_name, data.num_classes)
+    if args.supernet is None and args.batch_size is not None and \
+            args.batch_size * dist.world_size > len(data.train):  # the trainer would say so after the work dir exists
+        raise BNNASError(f"--batch-size {args.batch_size} is larger than the {len(data.train) // dist.world_size} "
+                         "training images per process; lower --batch-size")
 
     # Budget first: an impossible budget should fail before hours of supernet training, not after.
     if args.latency is None:  # (and before the work dir is created)

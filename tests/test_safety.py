@@ -327,6 +327,12 @@ def test_unwritable_work_dir_and_empty_val(data, tmp_path, capsys):
     assert not (tmp_path / "w2").exists()
 
 
+def test_too_large_batch_fails_before_the_work_dir(data, tmp_path, capsys):
+    assert search_main(_search_argv(data, tmp_path / "w", "--batch-size", "500")) == 2
+    _one_line_error(2, capsys.readouterr().err, "--batch-size 500 is larger than the 48 training images")
+    assert not (tmp_path / "w").exists()
+
+
 def test_debug_shows_the_traceback(tmp_path):
     r = subprocess.run([sys.executable, str(SEARCH), "--data", str(tmp_path / "missing"), "--work-dir",
                         str(tmp_path / "w"), "--debug"], env=ENV, capture_output=True, text=True, timeout=300)
