@@ -50,15 +50,31 @@ def backbone_state(subnet_state: dict[str, torch.Tensor]) -> dict[str, torch.Ten
     return {k: v for k, v in subnet_state.items() if not k.startswith(HEAD_PREFIX)}
 
 
+def check_output(out: str | os.PathLike, inputs: list[str | os.PathLike | None], force: bool = False) -> None:
+    """Refuse to write ``out`` onto one of ``inputs`` (ever) or onto an existing file (unless ``force``)."""
+    target = Path(out)
+    for src in inputs:
+        if src is None or isinstance(src, dict) or not Path(src).exists():
+            continue
+        if target.exists() and os.path.samefile(target, src) or target.resolve() == Path(src).resolve():
+            raise BNNASError(f"--out {out} is the input {src}; writing it would destroy it (choose another --out)")
+    if target.is_dir():
+        raise BNNASError(f"--out {out} is a directory; give a file name such as {target / 'backbone.pth'}")
+    if target.exists() and not force:
+        raise BNNASError(f"--out {out} exists; pass --force to replace it")
+
+
 def export_backbone(checkpoint: str | os.PathLike, out: str | os.PathLike,
-                    arch: str | os.PathLike | dict | None = None) -> dict[str, Any]:
+                    arch: str | os.PathLike | dict | None = None, force: bool = False) -> dict[str, Any]:
     """Write a backbone checkpoint from a retrained subnet (``kind: subnet``) or a supernet (``kind: supernet``).
 
     ``arch`` defaults to the arch stored in a subnet checkpoint; when given, it must match that arch. A supernet
     checkpoint needs ``arch`` (the path whose weights to inherit). The weights are strictly loaded into a
     ``SubNet`` of the arch first, so weights that do not fit the arch are refused, never silently dropped.
-    Returns the written object's metadata (everything but the weights).
+    Returns the written object's metadata (everything but the weights). An existing ``out`` is replaced only with
+    ``force``; ``out`` naming the checkpoint or the arch file is always refused.
     """
+    check_output(out, [checkpoint, arch if isinstance(arch, (str, os.PathLike)) else None], force)
     ckpt = load_checkpoint(checkpoint)
     kind = ckpt.get("kind")
     source = str(checkpoint)

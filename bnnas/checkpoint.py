@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -13,11 +14,26 @@ from torch import nn
 from .errors import BNNASError
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _make_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # mkdir's word for "a file is in the way", which misleads: name the file instead
+        blocker = next(p for p in (path.parent, *path.parent.parents) if p.exists() and not p.is_dir())
+        raise NotADirectoryError(errno.ENOTDIR, "Not a directory (a file is in the way)", str(blocker)) from None
+
+
 def _atomic_replace(path: Path, write) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; results are shared like any file the user writes
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -36,6 +52,10 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
 
 def atomic_write_text(path: Path, text: str) -> Path:
     return _atomic_replace(Path(path), lambda f: f.write(text.encode()))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    return _atomic_replace(Path(path), lambda f: f.write(data))
 
 
 def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> dict[str, Any]:

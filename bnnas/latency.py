@@ -12,6 +12,7 @@ with the latency gaps the search decides on.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from .flops import CostTable
 from .ops import Head, build_op, build_stem
 from .space import SearchSpace
 
+log = logging.getLogger("bnnas")
 CACHE_FORMAT = 2  # 1 (no "format" field): medians of 10 back-to-back calls, no spread; such caches are re-measured
 _ABSENT = 1e30  # JSON has no inf: marks a layer's missing choices in the cached per_op
 
@@ -81,7 +83,7 @@ def _measure(units: list[tuple[nn.Module, torch.Tensor]], threshold: float, bloc
     return np.asarray(samples)
 
 
-def _load_cache(cache: Path, key: str) -> LatencyTable | None:
+def _load_cache(cache: Path, key: str, shape: tuple[int, int]) -> LatencyTable | None:
     """The cached table if it was written for ``key`` in the current format; None means measure again."""
     try:
         doc = json.loads(Path(cache).read_text())
@@ -89,12 +91,14 @@ def _load_cache(cache: Path, key: str) -> LatencyTable | None:
             return None
         per_op = np.array(doc["per_op"], dtype=np.float64)
         spread = np.array([[np.nan if v is None else v for v in row] for row in doc["spread"]], dtype=np.float64)
-        if spread.shape != per_op.shape:
-            return None
+        if spread.shape != per_op.shape or per_op.shape != shape:
+            raise ValueError(f"a {per_op.shape} table for a {shape} space")
         return LatencyTable(np.where(per_op >= _ABSENT, np.inf, per_op), float(doc["base"]), "seconds", spread,
                             float(doc["base_spread"]), int(doc.get("passes", 0)))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None  # unreadable or foreign file: re-measure rather than fail a search
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
+        # unreadable or foreign file: re-measure rather than fail a search
+        log.warning("latency cache %s is unreadable (%s: %s); measuring again", cache, type(e).__name__, e)
+        return None
 
 
 def measure_latency_table(space: SearchSpace, device: torch.device | str = "cpu", batch: int = 1,
@@ -112,7 +116,7 @@ def measure_latency_table(space: SearchSpace, device: torch.device | str = "cpu"
     device = torch.device(device)
     key = f"{space.name}|{device.type}|b{batch}"
     if cache is not None and Path(cache).exists():
-        cached = _load_cache(Path(cache), key)
+        cached = _load_cache(Path(cache), key, (len(space.layers), space.max_choices))
         if cached is not None:
             return cached
     units: list[tuple[nn.Module, torch.Tensor]] = []

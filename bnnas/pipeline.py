@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -15,18 +16,21 @@ import torch
 
 from . import accuracy_indicator  # noqa: F401  (registers the spos-acc indicator)
 from .arch import Arch, save_arch
+from . import cli
 from .checkpoint import atomic_write_text
-from .data import build_classification_data, default_builtin, is_builtin
+from .data import build_classification_data, is_builtin
 from .distributed import init_distributed
 from .early_bird import EarlyBirdStopper, consecutive_similarity, settle_epoch, similarity_matrix
 from .errors import BNNASError
 from .evidence import LearningCheck, check_learning
 from .flops import flops_table, params_table
 from .indicator import ScoreTable, as_scorer, build_indicator, bn_score_table
+from .results import announce, publish_latest, result_tag, tagged
 from .search import SearchResult, check_budget, evolutionary_search, exact_search, num_choices, random_search
 from .space import get_space, list_spaces
 from .supernet import Supernet
 from .train_supernet import SupernetTrainConfig, SupernetTrainer, TrainResult, load_supernet, scores_from_record
+from .workdir import claim_work_dir
 
 log = logging.getLogger("bnnas")
 
@@ -79,7 +83,7 @@ def setup_logging(work_dir: Path, main: bool = True) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         description="BN-NAS: train a BN-only supernet, then find the best subnet under a FLOPs/latency budget.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = p.add_argument_group("data and space")
@@ -90,48 +94,53 @@ def build_parser() -> argparse.ArgumentParser:
                    help="small-data: spos-small-res space, residual branches start closed (gamma 0), the default on "
                         "built-in data; paper: the paper's space and gamma 1, the default on folders")
     g.add_argument("--space", default=None, help=f"search space, overrides the recipe's: {', '.join(list_spaces())}")
-    g.add_argument("--holdout", type=int, default=0, help="training images held out for the spos-acc indicator")
-    g.add_argument("--limit-train", type=int, default=None,
+    g.add_argument("--holdout", type=cli.nonneg_int, default=0,
+                   help="training images held out for the spos-acc indicator")
+    g.add_argument("--limit-train", type=cli.positive_int, default=None,
                    help="train the supernet on this many training images (the same for every seed); overrides the "
                         "recipe's (small-data: 12000 of Fashion-MNIST's 60000, so 10 epochs fit in minutes on a CPU)")
     g = p.add_argument_group("supernet")
     g.add_argument("--supernet", default=None, help="reuse a trained supernet checkpoint instead of training")
-    g.add_argument("--epochs", type=int, default=10, help="supernet epochs (paper: 10 for SPOS, 15 for FairNAS)")
-    g.add_argument("--batch-size", type=int, default=None,
+    g.add_argument("--epochs", type=cli.positive_int, default=10,
+                   help="supernet epochs (paper: 10 for SPOS, 15 for FairNAS)")
+    g.add_argument("--batch-size", type=cli.positive_int, default=None,
                    help="per-process batch (default: the recipe's; paper: 32 built-in data, 256 folder)")
-    g.add_argument("--lr", type=float, default=None,
+    g.add_argument("--lr", type=cli.positive_float, default=None,
                    help="peak LR (default: the recipe's; paper: 0.8 * global batch / 1024, >= 0.05)")
-    g.add_argument("--warmup-epochs", type=float, default=None)
+    g.add_argument("--warmup-epochs", type=cli.nonneg_float, default=None)
     g.add_argument("--sampler", choices=["spos", "fairnas"], default="spos", help="path sampling policy")
     g.add_argument("--train-mode", choices=["bn", "all"], default="bn", help="bn: only BN trains (the paper)")
     g.add_argument("--bn-params", choices=["last", "all"], default="last",
                    help="in bn mode, train only each op's last BN (official code) or every BN")
-    g.add_argument("--gamma-init", type=float, default=None,
+    g.add_argument("--gamma-init", type=cli.nonneg_float, default=None,
                    help="initial gamma of each residual candidate's indicator BN, overrides the recipe's (paper: 1)")
     g.add_argument("--early-bird", action="store_true", help="stop training once the op ranking settles")
-    g.add_argument("--eb-threshold", type=float, default=0.95)
-    g.add_argument("--eb-patience", type=int, default=3)
-    g.add_argument("--workers", type=int, default=None, help="data loader workers (default 0 digits, 8 folder)")
-    g.add_argument("--ckpt-every", type=int, default=0, help="also checkpoint every N steps")
+    g.add_argument("--eb-threshold", type=cli.fraction, default=0.95)
+    g.add_argument("--eb-patience", type=cli.positive_int, default=3)
+    g.add_argument("--workers", type=cli.nonneg_int, default=None,
+                   help="data loader workers (default 0 digits, 8 folder)")
+    g.add_argument("--ckpt-every", type=cli.nonneg_int, default=0, help="also checkpoint every N steps")
     g.add_argument("--no-resume", action="store_true", help="refuse to resume (error if the work dir has a run)")
     g = p.add_argument_group("search")
-    g.add_argument("--flops", type=float, default=None, help="budget in MFLOPs (default: the space's)")
-    g.add_argument("--latency", type=float, default=None, help="budget in ms, per-op latency measured on --device")
+    g.add_argument("--flops", type=cli.positive_float, default=None, help="budget in MFLOPs (default: the space's)")
+    g.add_argument("--latency", type=cli.positive_float, default=None,
+                   help="budget in ms, per-op latency measured on --device")
     g.add_argument("--indicator", default="bn", help="bn (BN-NAS) or spos-acc (SPOS accuracy, needs held-out data)")
     g.add_argument("--search", default="exact,evolution,random",
                    help="comma list of exact, evolution, random; the arch comes from the first one listed")
-    g.add_argument("--population", type=int, default=50)
-    g.add_argument("--iterations", type=int, default=20)
-    g.add_argument("--samples", type=int, default=1000, help="random search samples")
+    g.add_argument("--population", type=cli.positive_int, default=50)
+    g.add_argument("--iterations", type=cli.positive_int, default=20)
+    g.add_argument("--samples", type=cli.positive_int, default=1000, help="random search samples")
     g = p.add_argument_group("run")
     g.add_argument("--work-dir", default="runs/search")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    g.add_argument("--seed", type=cli.nonneg_int, default=0)
+    g.add_argument("--device", type=cli.device, default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     g.add_argument("--no-amp", action="store_true")
-    g.add_argument("--threads", type=int, default=None,
+    g.add_argument("--threads", type=cli.positive_int, default=None,
                    help="CPU threads for torch (default: 1 for the built-in 32 px data on CPU, where the tiny convs "
                         "run faster single-threaded; else torch's default)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
+    cli.add_debug(g)
     return p
 
 
@@ -182,17 +191,15 @@ def _stopped_early_before(trainer: SupernetTrainer) -> bool:
 
 
 def run(args: argparse.Namespace) -> dict:
+    with contextlib.ExitStack() as stack:  # releases the work-dir lock however the run ends
+        return _run(args, stack)
+
+
+def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
     work_dir = Path(args.work_dir)
     dist, device = init_distributed(args.device)
-    setup_logging(work_dir, dist.is_main)
-    threads = args.threads if args.threads is not None else (1 if is_builtin(args.data) and device.type == "cpu" else None)
-    if threads is not None:
-        torch.set_num_threads(threads)
     args = resolve_recipe(args)
     space_name = args.space
-    if args.data is None and default_builtin() != "fashion-mnist":
-        log.info("note: Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist); using the small "
-                 "built-in digits instead")
     probe = get_space(space_name)
     methods = [m.strip() for m in args.search.split(",") if m.strip()]
     unknown = set(methods) - {"exact", "evolution", "random"}
@@ -201,16 +208,31 @@ def run(args: argparse.Namespace) -> dict:
     data = build_classification_data(args.data, probe.input_size, args.holdout, args.seed,
                                      limit_train=args.limit_train)
     space = get_space(space_name, data.num_classes)
+    if args.supernet is None and args.batch_size is not None and \
+            args.batch_size * dist.world_size > len(data.train):  # the trainer would say so after the work dir exists
+        raise BNNASError(f"--batch-size {args.batch_size} is larger than the {len(data.train) // dist.world_size} "
+                         "training images per process; lower --batch-size")
 
     # Budget first: an impossible budget should fail before hours of supernet training, not after.
-    if args.latency is not None:
+    if args.latency is None:  # (and before the work dir is created)
+        cost, budget, unit, scale = flops_table(space), \
+            (space.default_budget if args.flops is None else args.flops) * 1e6, "MFLOPs", 1e6
+        check_budget(cost, budget, unit, scale)
+    lock = claim_work_dir(work_dir, dist.is_main, dist.enabled)  # lock, log.txt, crash leftovers
+    if lock is not None:
+        stack.callback(lock.release)
+    if args.data is None and data.name != "fashion-mnist":
+        log.info("note: Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist); using the small "
+                 "built-in digits instead")
+    threads = args.threads if args.threads is not None else (1 if is_builtin(args.data) and device.type == "cpu" else None)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    if args.latency is not None:  # measured on this device, cached in the work dir
         from .latency import measure_latency_table
 
         cost, budget, unit, scale = measure_latency_table(space, device, cache=work_dir / "latency_table.json"), \
             args.latency / 1e3, "ms", 1e-3
-    else:
-        cost, budget, unit, scale = flops_table(space), (args.flops or space.default_budget) * 1e6, "MFLOPs", 1e6
-    check_budget(cost, budget, unit, scale)
+        check_budget(cost, budget, unit, scale)
 
     t_all = time.perf_counter()
     log.info("data %s (%d training images, %d classes), space %s, recipe %s (gamma init %g)", data.name,
@@ -265,10 +287,12 @@ def run(args: argparse.Namespace) -> dict:
                      "recipe": args.recipe, "gamma_init": train_info["config"].get("gamma_init"),
                      "limit_train": args.limit_train},
     })
-    save_arch(arch, work_dir / "arch.json")
+    tag = result_tag(budget / scale, unit, best.method, args.indicator)
+    announce(work_dir, tag)
+    save_arch(arch, work_dir / tagged("arch.json", tag))
     evidence = check_learning(train_info["history"], space.num_classes, bn_table.scores, bn_free_mask(supernet))
     summary = _write_outputs(work_dir, space, arch, bn_table, train_info, results, budget, unit, scale,
-                             args, t_indicator, time.perf_counter() - t_all, evidence)
+                             args, t_indicator, time.perf_counter() - t_all, tag, evidence)
     return summary
 
 
@@ -282,13 +306,13 @@ def bn_free_mask(supernet: Supernet) -> np.ndarray:
 
 
 def _write_outputs(work_dir, space, arch, bn_table, train_info, results, budget, unit, scale, args, t_indicator,
-                   t_all, evidence: LearningCheck) -> dict:
+                   t_all, tag: str, evidence: LearningCheck) -> dict:
     from . import plots
 
     history = train_info["history"]
     tables = [scores_from_record(h) for h in history]
-    files = {"arch": "arch.json", "op_scores_plot": plots.plot_op_scores(
-        bn_table.scores, [l.choices for l in space.layers], work_dir / "op_scores.png", arch.choices).name}
+    files = {"arch": tagged("arch.json", tag), "op_scores_plot": plots.plot_op_scores(
+        bn_table.scores, [l.choices for l in space.layers], work_dir / tagged("op_scores.png", tag), arch.choices).name}
     settled = None
     if len(tables) >= 2:
         sim = similarity_matrix(tables)
@@ -301,7 +325,7 @@ def _write_outputs(work_dir, space, arch, bn_table, train_info, results, budget,
                                                      [h["train_acc"] for h in history], work_dir / "training.png").name
     hist = results["evolution"].history if "evolution" in results else next(iter(results.values())).history
     files["search_plot"] = plots.plot_search(hist, budget, {k: (r.cost, r.score) for k, r in results.items()},
-                                             work_dir / "search.png", scale, unit).name
+                                             work_dir / tagged("search.png", tag), scale, unit).name
     summary = {
         "space": space.name, "arch": arch.ops, "flops_m": arch.meta["flops_m"], "params_m": arch.meta["params_m"],
         "bn_score": arch.meta["bn_score"], "budget": budget / scale, "budget_unit": unit,
@@ -311,11 +335,12 @@ def _write_outputs(work_dir, space, arch, bn_table, train_info, results, budget,
         "search": {k: {**r.summary(), "cost": r.cost / scale, "ops": [space.layers[i].choices[c]
                                                                       for i, c in enumerate(r.choices)]}
                    for k, r in results.items()},
-        "files": files,
+        "files": files, "result": tag,
         "evidence": evidence.to_dict(), "data": arch.meta["found_by"]["data"], "seed": args.seed,
     }
-    atomic_write_text(work_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-    atomic_write_text(work_dir / "report.md", _report_md(summary, arch, bn_table, space))
+    atomic_write_text(work_dir / tagged("report.md", tag), _report_md(summary, arch, bn_table, space))
+    atomic_write_text(work_dir / tagged("summary.json", tag), json.dumps(summary, indent=2) + "\n")
+    publish_latest(work_dir, tag)
     print(_summary_table(summary))
     return summary
 
@@ -372,19 +397,7 @@ def _report_md(s: dict, arch: Arch, table: ScoreTable, space) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except BNNASError as e:
-        print(f"error: {format_error(e)}", file=sys.stderr)
-        return 2
-    return 0
+    return cli.main(build_parser(), run, argv)
 
 
-def format_error(e: BaseException) -> str:
-    """One line, also for errors re-raised from DataLoader workers (whose message carries a traceback)."""
-    msg = str(e).strip()
-    if "Traceback" in msg:
-        msg = msg.splitlines()[-1]
-        msg = msg.split("BNNASError: ", 1)[-1]
-    return msg.splitlines()[0] if msg else type(e).__name__
+format_error = cli.format_error  # kept for callers that import it from here

@@ -18,11 +18,11 @@ step, so a run stopped after any checkpoint and resumed reproduces the uninterru
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,15 +34,18 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from . import cli
 from .arch import Arch, arch_from_dict, load_arch
 from .checkpoint import atomic_save, atomic_write_text, load_checkpoint, load_state_strict
 from .data import ClassificationData, ResumableSampler, SeededDataset, build_classification_data, is_builtin
+from .data.fingerprint import data_fingerprint, fingerprint_diff
 from .distributed import DistInfo, barrier, init_distributed
 from .engine import autocast, build_optimizer, build_scheduler
 from .errors import BNNASError
 from .flops import flops_table, params_table
 from .space import SPACE_TABLES, SearchSpace, build_space
 from .subnet import SubNet
+from .workdir import claim_work_dir
 
 log = logging.getLogger("bnnas")
 
@@ -223,7 +226,8 @@ class Retrainer:
     def _meta(self) -> dict:
         return {"kind": "subnet", "format": SUBNET_FORMAT, "arch": self.arch.to_dict(), "se": self.cfg.se,
                 "num_classes": self.data.num_classes, "input_size": self.cfg.input_size, "data": self.data.name,
-                "train_size": len(self.data.train), "config": asdict(self.cfg)}
+                "train_size": len(self.data.train), "data_fingerprint": data_fingerprint(self.data),
+                "config": asdict(self.cfg)}
 
     def state(self, finished: bool = False) -> dict:
         last_top1 = self.history[-1].top1 if self.history else None
@@ -270,6 +274,10 @@ class Retrainer:
         if ckpt.get("data") != self.data.name or ckpt.get("train_size") != len(self.data.train):
             diff.append(f"data: {ckpt.get('data')!r} ({ckpt.get('train_size')} images) -> {self.data.name!r} "
                         f"({len(self.data.train)} images)")
+        else:
+            other = fingerprint_diff(ckpt.get("data_fingerprint"), data_fingerprint(self.data))
+            if other:
+                diff.append(f"data: {other}")
         if diff:
             raise BNNASError(f"{path} was trained with other settings ({'; '.join(diff)}); "
                              "resume with the same settings or use another --work-dir")
@@ -408,9 +416,9 @@ class Retrainer:
             # this epoch, which rewrites the same best.pth
             if improved:
                 self.save_best(rec)
-            self.save_last(finished=self.epoch >= self.cfg.epochs)
-            if self.dist.is_main:
+            if self.dist.is_main:  # before last.pth, so its "finished" state is the last thing written
                 self.write_metrics()
+            self.save_last(finished=self.epoch >= self.cfg.epochs)
             barrier(self.dist)
             if stop_at_step is not None and self.global_step >= stop_at_step:
                 break
@@ -488,7 +496,7 @@ def plot_curve(history: list[EpochRecord], path: Path, ema: bool = False) -> Pat
 
 # -- command line ----------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         description="Retrain a searched architecture from scratch (SPEC section 5 recipe) and evaluate top-1/top-5.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = p.add_argument_group("model and data")
@@ -497,39 +505,42 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--se", action="store_true", help="add squeeze-excitation to every MBConv (the paper's +SE model)")
     g.add_argument("--data", default=None, help="ImageNet-style folder (train/<class>/, val/<class>/); "
                    "default: built-in digits")
-    g.add_argument("--input-size", type=int, default=None,
+    g.add_argument("--input-size", type=cli.int_at_least(8), default=None,
                    help="training/eval resolution (default: the arch's space, e.g. 32 spos-small, 224 spos-imagenet)")
     g = p.add_argument_group("recipe")
-    g.add_argument("--epochs", type=int, default=None,
+    g.add_argument("--epochs", type=cli.positive_int, default=None,
                    help=f"default {FULL_EPOCHS} (SPEC) for --data, {DIGITS_EPOCHS} for the built-in digits")
-    g.add_argument("--batch-size", type=int, default=None, help="per process (default 128 for --data, 64 digits)")
-    g.add_argument("--lr", type=float, default=None,
+    g.add_argument("--batch-size", type=cli.positive_int, default=None,
+                   help="per process (default 128 for --data, 64 digits)")
+    g.add_argument("--lr", type=cli.positive_float, default=None,
                    help="peak LR (default 0.5 x global batch / 1024 for --data; 0.2 for the digits)")
-    g.add_argument("--warmup-epochs", type=float, default=None, help="default min(5, 10%% of epochs)")
+    g.add_argument("--warmup-epochs", type=cli.nonneg_float, default=None, help="default min(5, 10%% of epochs)")
     g.add_argument("--schedule", choices=["cosine", "linear"], default="cosine",
                    help="decay after warm-up: cosine (paper) or linear (official code)")
-    g.add_argument("--weight-decay", type=float, default=4e-5, help="on conv/FC weights only")
-    g.add_argument("--label-smoothing", type=float, default=0.1)
-    g.add_argument("--dropout", type=float, default=0.2)
-    g.add_argument("--grad-clip", type=float, default=5.0, help="gradient-norm clip (0 = off)")
+    g.add_argument("--weight-decay", type=cli.nonneg_float, default=4e-5, help="on conv/FC weights only")
+    g.add_argument("--label-smoothing", type=cli.nonneg_float, default=0.1)
+    g.add_argument("--dropout", type=cli.nonneg_float, default=0.2)
+    g.add_argument("--grad-clip", type=cli.nonneg_float, default=5.0, help="gradient-norm clip (0 = off)")
     g.add_argument("--ema", action="store_true", help="keep a timm ModelEmaV3 average; evaluate and save it as best")
-    g.add_argument("--ema-decay", type=float, default=0.9998)
+    g.add_argument("--ema-decay", type=cli.unit_float, default=0.9998)
     g = p.add_argument_group("run")
     g.add_argument("--work-dir", default="runs/retrain")
     g.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CKPT",
                    help="resume from CKPT, or (no value) from WORK_DIR/last.pth, failing if it is absent; without "
                    "--resume an existing WORK_DIR/last.pth is resumed automatically")
     g.add_argument("--no-resume", action="store_true", help="refuse to resume (error if the work dir has a run)")
-    g.add_argument("--ckpt-every", type=int, default=0, help="also write last.pth every N steps")
-    g.add_argument("--workers", type=int, default=None, help="data loader workers (default 0 digits, 8 folder)")
-    g.add_argument("--threads", type=int, default=None,
+    g.add_argument("--ckpt-every", type=cli.nonneg_int, default=0, help="also write last.pth every N steps")
+    g.add_argument("--workers", type=cli.nonneg_int, default=None,
+                   help="data loader workers (default 0 digits, 8 folder)")
+    g.add_argument("--threads", type=cli.positive_int, default=None,
                    help="CPU threads for torch (default: 1 for the built-in digits on CPU -- their tiny convs gain "
                    "little from more threads and run 5-10x slower with 2 threads on a busy shared CPU; "
                    "torch's choice otherwise)")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    g.add_argument("--seed", type=cli.nonneg_int, default=0)
+    g.add_argument("--device", type=cli.device, default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     g.add_argument("--no-amp", action="store_true", help="no bf16 autocast on GPU")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
+    cli.add_debug(g)
     return p
 
 
@@ -547,47 +558,53 @@ def config_from_args(args: argparse.Namespace, digits: bool, world_size: int, in
 
 
 def run(args: argparse.Namespace) -> dict:
-    from .pipeline import setup_logging
+    with contextlib.ExitStack() as stack:  # releases the work-dir lock however the run ends
+        return _run(args, stack)
 
+
+def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
     if args.resume is not None and args.no_resume:
         raise BNNASError("--resume and --no-resume contradict each other")
-    if args.input_size is not None and args.input_size < 8:
-        raise BNNASError(f"--input-size must be >= 8 (got {args.input_size})")
-    if args.threads is not None and args.threads < 1:
-        raise BNNASError(f"--threads must be >= 1 (got {args.threads})")
     arch = load_arch(args.arch)  # checked before anything is created or trained
     work_dir = Path(args.work_dir)
-    resume_from: Path | None = None
-    if args.resume not in (None, "auto"):
-        resume_from = Path(args.resume)
-        if not resume_from.is_file():
-            raise BNNASError(f"--resume checkpoint not found: {resume_from}")
-    elif (work_dir / LAST_NAME).is_file():
-        if args.no_resume:
-            raise BNNASError(f"{work_dir / LAST_NAME} exists and --no-resume was given; choose another --work-dir")
-        resume_from = work_dir / LAST_NAME
-    elif args.resume == "auto":
+    if args.resume not in (None, "auto") and not Path(args.resume).is_file():
+        raise BNNASError(f"--resume checkpoint not found: {args.resume}")
+    if args.resume == "auto" and not (work_dir / LAST_NAME).is_file():  # checked again under the lock
         raise BNNASError(f"--resume: no {LAST_NAME} in {work_dir}")
-
-    if args.device is not None and args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise BNNASError(f"--device {args.device}: no CUDA device is available here (use --device cpu)")
+    if args.no_resume and (work_dir / LAST_NAME).is_file():
+        raise BNNASError(f"{work_dir / LAST_NAME} exists and --no-resume was given; choose another --work-dir")
     dist, device = init_distributed(args.device)
-    setup_logging(work_dir, dist.is_main)
     digits = is_builtin(args.data)
     threads = args.threads if args.threads is not None else (1 if digits and device.type == "cpu" else None)
     if threads is not None:
         torch.set_num_threads(threads)
     input_size = args.input_size or arch.space.input_size
     data = build_classification_data(args.data, input_size, 0, args.seed)
+    searched_classes = arch.space.num_classes
     if arch.space.num_classes != data.num_classes:
-        log.info("arch %s was searched for %d classes; retraining with a %d-class classifier for %r",
-                 arch.space.name, arch.space.num_classes, data.num_classes, data.name)
         arch = load_arch(args.arch, num_classes=data.num_classes)
+    cfg = config_from_args(args, digits, dist.world_size, input_size)
+    trainer = Retrainer(arch, data, cfg, work_dir, device, dist, show_progress=not args.quiet)  # validates cfg
+
+    # everything checked: only now the work dir is created, locked and logged to
+    lock = claim_work_dir(work_dir, dist.is_main, dist.enabled)  # lock, log.txt, crash leftovers
+    if lock is not None:
+        stack.callback(lock.release)
+    if searched_classes != data.num_classes:
+        log.info("arch %s was searched for %d classes; retraining with a %d-class classifier for %r",
+                 arch.space.name, searched_classes, data.num_classes, data.name)
     if digits and input_size > 64:
         log.warning("training the 8x8 digits upscaled to %dpx (the %s space's size) is slow on CPU; "
                     "--input-size 32 is enough for them", input_size, arch.space.name)
-    cfg = config_from_args(args, digits, dist.world_size, input_size)
-    trainer = Retrainer(arch, data, cfg, work_dir, device, dist, show_progress=not args.quiet)
+    resume_from: Path | None = None
+    if args.resume not in (None, "auto"):
+        resume_from = Path(args.resume)
+    elif (work_dir / LAST_NAME).is_file():
+        if args.no_resume:
+            raise BNNASError(f"{work_dir / LAST_NAME} exists and --no-resume was given; choose another --work-dir")
+        resume_from = work_dir / LAST_NAME
+    elif args.resume == "auto":
+        raise BNNASError(f"--resume: no {LAST_NAME} in {work_dir}")
     ckpt = load_checkpoint(resume_from, kind="subnet") if resume_from is not None else None
     flops, params = model_cost(arch, cfg.se)
     log.info("retraining %s%s: %.2f MFLOPs at %dpx, %.3f M params; %d epochs x %d steps, global batch %d, "
@@ -609,12 +626,4 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .pipeline import format_error
-
-    args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except BNNASError as e:
-        print(f"error: {format_error(e)}", file=sys.stderr)
-        return 2
-    return 0
+    return cli.main(build_parser(), run, argv)

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from .checkpoint import atomic_save, atomic_write_text, load_checkpoint, load_state_strict
 from .data import ClassificationData, ResumableSampler, SeededDataset
+from .data.fingerprint import data_fingerprint, fingerprint_diff
 from .distributed import DistInfo, all_reduce_mean
 from .engine import autocast, build_optimizer, build_scheduler, trainable
 from .errors import BNNASError
@@ -145,6 +146,7 @@ class SupernetTrainer:
                 supernet, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)
         self.optimizer = build_optimizer(supernet, cfg.peak_lr(), cfg.momentum, cfg.weight_decay)
         self.dataset = SeededDataset(data.train, cfg.seed)
+        self.data_fingerprint = data_fingerprint(data)
         self.sampler = ResumableSampler(len(self.dataset), cfg.seed, True, dist.rank, dist.world_size)
         self.steps_per_epoch = len(self.sampler) // cfg.batch_size
         if self.steps_per_epoch == 0:
@@ -171,6 +173,7 @@ class SupernetTrainer:
             "config": asdict(self.cfg), "state_dict": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
             "running": self._run_loss.detach().cpu().clone(), "history": [asdict(h) for h in self.history], "finished": finished,
+            "data_fingerprint": self.data_fingerprint, "world_size": self.dist.world_size,
         }
 
     def save(self, finished: bool = False) -> None:
@@ -186,14 +189,22 @@ class SupernetTrainer:
         defaults = asdict(SupernetTrainConfig())  # a key missing from an older checkpoint had its default then
         diff = [f"{k}: {ckpt['config'].get(k, defaults[k])!r} -> {mine[k]!r}" for k in SupernetTrainConfig.RESUME_KEYS
                 if ckpt["config"].get(k, defaults[k]) != mine[k]]
+        if ckpt.get("world_size", self.dist.world_size) != self.dist.world_size:  # older checkpoints lack it
+            diff.append(f"world size: {ckpt['world_size']} -> {self.dist.world_size}")
         if diff:
             raise BNNASError(f"{path} was trained with other settings ({'; '.join(diff)}); "
                              "resume with the same settings or use another --work-dir")
+        other_data = fingerprint_diff(ckpt.get("data_fingerprint"), self.data_fingerprint)
+        if other_data:
+            raise BNNASError(f"{path} was trained on other data ({other_data}); resume with the same --data "
+                             "or use another --work-dir")
         load_state_strict(self.model, ckpt["state_dict"], str(path))
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.epoch, self.step_in_epoch, self.global_step = ckpt["epoch"], ckpt["step_in_epoch"], ckpt["global_step"]
         self._run_loss = ckpt["running"].clone().to(self.device)
         self.history = [EpochRecord(**h) for h in ckpt["history"]]
+        if self.dist.is_main and path == self.ckpt_path:  # a kill may have left op_scores.json off by one epoch
+            self.write_score_history()
         log.info("resumed from %s at epoch %d step %d", path, self.epoch, self.step_in_epoch)
 
     # -- training ----------------------------------------------------------------------------------------------------
@@ -269,9 +280,9 @@ class SupernetTrainer:
             log.info("epoch %d/%d  loss %.4f  train-acc %.3f  lr %.4g  %.1fs", rec.epoch, self.cfg.epochs, rec.loss,
                      rec.train_acc, rec.lr, rec.seconds)
             stop = bool(on_epoch_end(self)) if on_epoch_end is not None else False
-            self.save(finished=self.epoch >= self.cfg.epochs or stop)
-            if self.dist.is_main:
+            if self.dist.is_main:  # before the checkpoint, so the "finished" state is the last thing written
                 self.write_score_history()
+            self.save(finished=self.epoch >= self.cfg.epochs or stop)
             if stop:
                 result.stopped_early_at = self.epoch
                 break

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import cli
 from .checkpoint import atomic_write_text
 from .data.datasets import BUILTIN_DATASETS, is_builtin
 from .errors import BNNASError
@@ -26,17 +28,19 @@ from .errors import BNNASError
 log = logging.getLogger("bnnas")
 
 COMMANDS = ("rank", "early-bird", "bias")
+_EXIT = contextlib.ExitStack()  # work-dir locks taken by the running command, released by main()
 
 
 def _common(p: argparse.ArgumentParser, work_dir: str) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--work-dir", default=work_dir)
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
-    g.add_argument("--threads", type=int, default=1,
+    g.add_argument("--seed", type=cli.nonneg_int, default=0)
+    g.add_argument("--device", type=cli.device, default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    g.add_argument("--threads", type=cli.nonneg_int, default=1,
                    help="torch CPU threads (0: torch's choice). 1 by default: on a small shared machine more "
                         "threads per process were several times slower; raise it on an idle many-core CPU")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
+    cli.add_debug(g)
 
 
 def _proxy_args(p: argparse.ArgumentParser) -> None:
@@ -44,10 +48,11 @@ def _proxy_args(p: argparse.ArgumentParser) -> None:
 
     d = ProxyConfig()
     g = p.add_argument_group("from-scratch proxy training (the ground truth)")
-    g.add_argument("--proxy-epochs", type=int, default=d.epochs)
-    g.add_argument("--proxy-batch", type=int, default=d.batch_size)
-    g.add_argument("--proxy-lr", type=float, default=d.lr)
-    g.add_argument("--proxy-repeats", type=int, default=d.repeats, help="seeds per subnet, accuracies averaged")
+    g.add_argument("--proxy-epochs", type=cli.positive_int, default=d.epochs)
+    g.add_argument("--proxy-batch", type=cli.positive_int, default=d.batch_size)
+    g.add_argument("--proxy-lr", type=cli.positive_float, default=d.lr)
+    g.add_argument("--proxy-repeats", type=cli.positive_int, default=d.repeats,
+                   help="seeds per subnet, accuracies averaged")
 
 
 def _proxy_cfg(args):
@@ -60,7 +65,7 @@ def _proxy_cfg(args):
 def rank_parser() -> argparse.ArgumentParser:
     from .correlation import DEFAULT_INDICATORS
 
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         prog="correlation.py rank", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Rank correlation of indicators with from-scratch accuracy of K subnets spread over the FLOPs "
                     "range. Multi-GPU: torchrun --nproc-per-node N tools/correlation.py rank ... shards the K "
@@ -68,27 +73,29 @@ def rank_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("data and subnets")
     g.add_argument("--data", default=None, help="fashion-mnist, digits or an ImageNet-style folder; default: Fashion-MNIST if installed, else digits")
     g.add_argument("--space", default=None, help="search space (default: spos-small for digits, spos-imagenet else)")
-    g.add_argument("--k", type=int, default=8, help="subnets to train from scratch")
-    g.add_argument("--max-flops", type=float, default=None, help="sample subnets up to this many MFLOPs")
-    g.add_argument("--holdout", type=int, default=None,
+    g.add_argument("--k", type=cli.int_at_least(2), default=8, help="subnets to train from scratch")
+    g.add_argument("--max-flops", type=cli.positive_float, default=None, help="sample subnets up to this many MFLOPs")
+    g.add_argument("--holdout", type=cli.nonneg_int, default=None,
                    help="training images held out for spos-acc (default: 300 digits, 10000 folder)")
-    g.add_argument("--limit-train", type=int, default=None,
+    g.add_argument("--limit-train", type=cli.positive_int, default=None,
                    help="train supernets and subnets on only this many training images (quick checks)")
     _proxy_args(p)
     g = p.add_argument_group("supernets and indicators")
     g.add_argument("--indicators", default=",".join(DEFAULT_INDICATORS),
                    help="comma list of name@bn / name@all / name@init (the indicator reads the BN-only, the all-parameters or "
                         "the untrained supernet) and flops (a baseline)")
-    g.add_argument("--bn-epochs", type=int, default=10, help="BN-only supernet epochs (paper: 10)")
-    g.add_argument("--all-epochs", type=int, default=10, help="all-parameters supernet epochs")
-    g.add_argument("--supernet-batch", type=int, default=None, help="default 32 digits, 256 folder")
-    g.add_argument("--supernet-lr", type=float, default=None,
+    g.add_argument("--bn-epochs", type=cli.positive_int, default=10, help="BN-only supernet epochs (paper: 10)")
+    g.add_argument("--all-epochs", type=cli.positive_int, default=10, help="all-parameters supernet epochs")
+    g.add_argument("--supernet-batch", type=cli.positive_int, default=None, help="default 32 digits, 256 folder")
+    g.add_argument("--supernet-lr", type=cli.positive_float, default=None,
                    help="peak LR of both supernets (default: tools/search.py's rule, 0.8 x global batch / 1024, >= 0.05)")
     g.add_argument("--bn-params", choices=["last", "all"], default="last")
     g.add_argument("--supernet-bn", default=None, help="reuse a BN-only supernet checkpoint")
     g.add_argument("--supernet-all", default=None, help="reuse an all-parameters supernet checkpoint")
-    g.add_argument("--spos-calib-batches", type=int, default=10, help="BN recalibration batches for spos-acc")
-    g.add_argument("--workers", type=int, default=None, help="data loader workers (default 0 digits, 8 folder)")
+    g.add_argument("--spos-calib-batches", type=cli.positive_int, default=10,
+                   help="BN recalibration batches for spos-acc")
+    g.add_argument("--workers", type=cli.nonneg_int, default=None,
+                   help="data loader workers (default 0 digits, 8 folder)")
     _common(p, "runs/correlation")
     return p
 
@@ -112,18 +119,19 @@ def early_bird_parser() -> argparse.ArgumentParser:
 
 
 def bias_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         prog="bias.py", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Train a BN-only supernet in the biased (BN-NAS) and the unbiased (BNNAS++: BN after every "
                     "candidate) form of the same space and report the share of conv ops the search picks.")
     p.add_argument("--data", default=None, help="fashion-mnist, digits or an ImageNet-style folder; default: Fashion-MNIST if installed, else digits")
     p.add_argument("--biased-space", default="biased-small")
     p.add_argument("--unbiased-space", default="unbiased-small")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=None, help="default 32 digits, 256 folder")
+    p.add_argument("--epochs", type=cli.positive_int, default=10)
+    p.add_argument("--batch-size", type=cli.positive_int, default=None, help="default 32 digits, 256 folder")
     p.add_argument("--bn-params", choices=["last", "all"], default="last")
     p.add_argument("--indicator", default="bn", help="additive indicator used by the exact search")
-    p.add_argument("--budgets", default=None, help="comma list of MFLOPs budgets (default: spread over the range)")
+    p.add_argument("--budgets", type=cli.positive_float_list, default=None,
+                   help="comma list of MFLOPs budgets (default: spread over the range)")
     p.add_argument("--supernet-biased", default=None, help="reuse a trained biased-space supernet")
     p.add_argument("--supernet-unbiased", default=None, help="reuse a trained unbiased-space supernet")
     p.add_argument("--retrain", action="store_true",
@@ -139,16 +147,22 @@ def _decode_kw(data) -> dict:
 
 def _setup(args, work_dir: Path):
     from .distributed import init_distributed
-    from .pipeline import setup_logging
 
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
-    dist, device = init_distributed(args.device)
-    setup_logging(work_dir, dist.is_main)
-    return dist, device
+    return init_distributed(args.device)
 
 
-# -- rank ---------------------------------------------------------------------------------------------------------------
+def _claim(work_dir: Path, dist) -> None:
+    """Lock the work dir (held until main() returns) and log into it; called once the inputs have been checked."""
+    from .workdir import claim_work_dir
+
+    lock = claim_work_dir(work_dir, dist.is_main, dist.enabled)
+    if lock is not None:
+        _EXIT.callback(lock.release)
+
+
+# -- rank --------------------------------------------------------------------------------------------------------------
 def run_rank(args) -> dict | None:
     from .correlation import StudyConfig, SupernetSpec, print_table, run_study, study_data
     from .data import build_classification_data
@@ -165,7 +179,7 @@ def run_rank(args) -> dict | None:
     holdout = args.holdout if args.holdout is not None else (300 if base.name in BUILTIN_DATASETS else 10000)
     data = study_data(base, holdout, args.seed, limit_train=args.limit_train)
     space = get_space(space_name, data.num_classes)
-    batch = args.supernet_batch or (32 if base.name in BUILTIN_DATASETS else 256)
+    batch = args.supernet_batch if args.supernet_batch is not None else (32 if base.name in BUILTIN_DATASETS else 256)
     workers = args.workers if args.workers is not None else (0 if base.name in BUILTIN_DATASETS else 8)
     proxy = _proxy_cfg(args)
     proxy.workers = workers
@@ -176,6 +190,7 @@ def run_rank(args) -> dict | None:
                         checkpoint=args.supernet_bn, workers=workers),
         all=SupernetSpec("all", args.all_epochs, batch, lr=args.supernet_lr, seed=args.seed,
                          checkpoint=args.supernet_all, workers=workers))
+    _claim(work_dir, dist)
     doc = run_study(space, data, cfg, work_dir, device, dist, quiet=args.quiet)
     if doc is not None:
         print(f"\nranking study: {space.name}, K={cfg.k}, {doc['wall_seconds']:.0f}s -> {work_dir / 'correlation.json'}")
@@ -191,6 +206,7 @@ def run_early_bird(args) -> dict | None:
 
     work_dir = Path(args.work_dir)
     dist, device = _setup(args, work_dir)
+    _claim(work_dir, dist)
     t0 = time.perf_counter()
     if args.scores:
         space_name, tables = ebc.load_history(args.scores)
@@ -215,7 +231,7 @@ def run_early_bird(args) -> dict | None:
 
         tables = [scores_from_record(h) for h in train_info["history"]]
     space = get_space(space_name, data.num_classes if data is not None else None)
-    budget = (args.flops or space.default_budget) * 1e6
+    budget = (space.default_budget if args.flops is None else args.flops) * 1e6
     doc = ebc.compare_stop_vs_full(space, tables, budget, args.eb_threshold, args.eb_patience)
     doc.update({"space": space.name, "source": train_info["source"],
                 "train_mode": train_info.get("config", {}).get("train_mode")})
@@ -241,7 +257,7 @@ def run_early_bird(args) -> dict | None:
     return doc
 
 
-# -- bias ---------------------------------------------------------------------------------------------------------------
+# -- bias --------------------------------------------------------------------------------------------------------------
 def run_bias(args) -> dict | None:
     from . import bias
     from .correlation import SupernetSpec, obtain_supernet
@@ -254,16 +270,17 @@ def run_bias(args) -> dict | None:
     t_all = time.perf_counter()
     probe = get_space(args.biased_space)
     data = build_classification_data(args.data, probe.input_size, 0, args.seed)
-    batch = args.batch_size or (32 if data.name in BUILTIN_DATASETS else 256)
+    batch = args.batch_size if args.batch_size is not None else (32 if data.name in BUILTIN_DATASETS else 256)
     forms = {"biased": (args.biased_space, args.supernet_biased), "unbiased": (args.unbiased_space, args.supernet_unbiased)}
     spaces = {k: get_space(name, data.num_classes) for k, (name, _) in forms.items()}
     if [l.choices for l in spaces["biased"].layers] != [l.choices for l in spaces["unbiased"].layers]:
         raise BNNASError(f"{args.biased_space} and {args.unbiased_space} do not offer the same candidates; the bias "
                          "measurement compares two forms of one space")
+    _claim(work_dir, dist)
     out: dict = {"format": "bnnas.bias/1", "data": data.name, "epochs": args.epochs, "indicator": args.indicator,
                  "forms": {}}
     if args.budgets:
-        budgets = [float(b) for b in args.budgets.split(",") if b.strip()]
+        budgets = list(args.budgets)
     else:
         budgets = bias.budgets_for(spaces["biased"])
     out["budgets_m"] = budgets
@@ -326,8 +343,6 @@ def _bias_md(out: dict) -> str:
 
 
 def main(argv: list[str] | None = None, default: str = "rank") -> int:
-    from .pipeline import format_error
-
     argv = list(sys.argv[1:] if argv is None else argv)
     cmd = default
     if argv and argv[0] in COMMANDS:
@@ -337,10 +352,5 @@ def main(argv: list[str] | None = None, default: str = "rank") -> int:
         return 2
     parser, fn = {"rank": (rank_parser, run_rank), "early-bird": (early_bird_parser, run_early_bird),
                   "bias": (bias_parser, run_bias)}[cmd]
-    args = parser().parse_args(argv)
-    try:
-        fn(args)
-    except BNNASError as e:
-        print(f"error: {format_error(e)}", file=sys.stderr)
-        return 2
-    return 0
+    with _EXIT:
+        return cli.main(parser(), fn, argv)

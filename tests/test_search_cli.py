@@ -1,6 +1,7 @@
 """tools/search.py end to end on the built-in digits and on an ImageNet-style folder, and its bad-input errors."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -47,11 +48,22 @@ def test_demo_writes_everything_and_arch_is_consistent(demo_run):
     assert "exact" in stdout and "arch:" in stdout  # the closing summary table
 
 
-def test_rerun_resumes_finished_run_without_retraining(demo_run, capsys):
-    wd, _ = demo_run
-    before = (wd / "supernet.pth").stat().st_mtime_ns
-    assert main(["--epochs", "2", "--work-dir", str(wd), "--quiet", "--search", "exact"]) == 0
-    assert (wd / "supernet.pth").stat().st_mtime_ns == before  # nothing retrained, nothing overwritten
+def test_rerun_resumes_finished_run_without_retraining(demo_run, tmp_path):
+    src, _ = demo_run
+    wd = tmp_path / "run"
+    shutil.copytree(src, wd)  # a copy: the module's other tests read the demo run as it was written
+    before = {p.name: p.read_bytes() for p in wd.iterdir() if p.is_file()}
+    assert main(["--epochs", "2", "--work-dir", str(wd), "--quiet", "--search", "exact", "--flops", "8"]) == 0
+    after = {p.name: p.read_bytes() for p in wd.iterdir() if p.is_file()}
+    assert after["supernet.pth"] == before["supernet.pth"]  # nothing retrained
+    assert after["op_scores.json"] == before["op_scores.json"]
+    # the first search's result is kept beside the new one; arch.json/summary.json/report.md are the latest
+    for name in ("arch-10MFLOPs-exact.json", "summary-10MFLOPs-exact.json", "report-10MFLOPs-exact.md"):
+        assert after[name] == before[name], name
+    assert before["arch.json"] == before["arch-10MFLOPs-exact.json"]
+    assert after["arch.json"] == after["arch-8MFLOPs-exact.json"] != before["arch.json"]
+    assert json.loads(after["arch.json"])["flops_m"] <= 8
+    assert json.loads(after["summary.json"])["budget"] == 8 and after["report.md"] == after["report-8MFLOPs-exact.md"]
 
 
 def test_reuse_supernet_and_search_by_latency(demo_run, tmp_path):

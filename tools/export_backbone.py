@@ -5,7 +5,8 @@
     python tools/export_backbone.py --arch runs/search/arch.json --checkpoint runs/retrain/best.pth --out bb.pth
 
 ``--arch`` (arch.json, preset name) is checked against the arch stored in the checkpoint; for a supernet
-checkpoint it picks the path whose weights are inherited. The output is written atomically.
+checkpoint it picks the path whose weights are inherited. The output is written atomically; an existing ``--out``
+is replaced only with ``--force``, and never when it is the checkpoint or the arch file itself.
 """
 
 from __future__ import annotations
@@ -17,24 +18,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bnnas import cli  # noqa: E402
 from bnnas.backbone_export import export_backbone  # noqa: E402
-from bnnas.errors import BNNASError  # noqa: E402
+
+
+def export(a: argparse.Namespace) -> None:
+    meta = export_backbone(a.checkpoint, a.out, a.arch, force=a.force)
+    print(json.dumps({"out": a.out, "arch": " ".join(meta["arch"]["ops"]), "space": meta["arch"]["space"],
+                      "se": meta["se"], "source_kind": meta["source_kind"]}))
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arch", default=None, help="arch.json or preset; must match the checkpoint's arch")
     p.add_argument("--checkpoint", required=True, help="retrained subnet checkpoint (tools/retrain.py) or supernet")
     p.add_argument("--out", required=True, help="output .pth")
-    a = p.parse_args(argv)
-    try:
-        meta = export_backbone(a.checkpoint, a.out, a.arch)
-    except BNNASError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps({"out": a.out, "arch": " ".join(meta["arch"]["ops"]), "space": meta["arch"]["space"],
-                      "se": meta["se"], "source_kind": meta["source_kind"]}))
-    return 0
+    p.add_argument("--force", action="store_true", help="replace an existing --out")
+    cli.add_debug(p)
+    return cli.main(p, export, argv)
 
 
 if __name__ == "__main__":

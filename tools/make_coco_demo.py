@@ -14,33 +14,39 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bnnas import cli  # noqa: E402
 from bnnas.data.coco_check import check_coco  # noqa: E402
-from bnnas.data.coco_synth import SynthConfig, make_coco_demo  # noqa: E402
-from bnnas.errors import BNNASError  # noqa: E402
+from bnnas.data.coco_synth import SPLITS, SynthConfig, make_coco_demo  # noqa: E402
+from bnnas.workdir import claim_output_dir  # noqa: E402
+
+MARKER = ".bnnas_coco_demo"  # lets a re-run recognise (and rewrite) a dir this tool made
+OWNED = ("annotations", *(f"{s}2017" for s in SPLITS))
+
+
+def make(a: argparse.Namespace) -> None:
+    cfg = SynthConfig(a.num_train, a.num_val, a.image_size, a.min_object, a.max_object, a.max_objects, a.seed)
+    cfg.validate()  # before the dir is claimed
+    claim_output_dir(Path(a.out), MARKER, OWNED)
+    summary = make_coco_demo(a.out, cfg)
+    for split in SPLITS:  # the files we just wrote must pass the same check training applies
+        check_coco(summary[split]["ann_file"], Path(a.out) / f"{split}2017")
+    print(json.dumps({k: summary[k] for k in ("root", "train", "val")}, indent=2))
 
 
 def main(argv: list[str] | None = None) -> int:
     d = SynthConfig()
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="data/coco_demo", help="output root (mmdet COCO layout)")
-    p.add_argument("--num-train", type=int, default=d.num_train)
-    p.add_argument("--num-val", type=int, default=d.num_val)
-    p.add_argument("--image-size", type=int, default=d.image_size)
-    p.add_argument("--min-object", type=int, default=d.min_object, help="smallest digit side in px")
-    p.add_argument("--max-object", type=int, default=d.max_object, help="largest digit side in px")
-    p.add_argument("--max-objects", type=int, default=d.max_objects, help="digits per image: 1..N")
-    p.add_argument("--seed", type=int, default=d.seed)
-    a = p.parse_args(argv)
-    try:
-        cfg = SynthConfig(a.num_train, a.num_val, a.image_size, a.min_object, a.max_object, a.max_objects, a.seed)
-        summary = make_coco_demo(a.out, cfg)
-        for split in ("train", "val"):  # the files we just wrote must pass the same check training applies
-            check_coco(summary[split]["ann_file"], Path(a.out) / f"{split}2017")
-    except BNNASError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps({k: summary[k] for k in ("root", "train", "val")}, indent=2))
-    return 0
+    p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="data/coco_demo",
+                   help="output root (mmdet COCO layout); must be new, empty or made by this tool")
+    p.add_argument("--num-train", type=cli.positive_int, default=d.num_train)
+    p.add_argument("--num-val", type=cli.positive_int, default=d.num_val)
+    p.add_argument("--image-size", type=cli.positive_int, default=d.image_size)
+    p.add_argument("--min-object", type=cli.positive_int, default=d.min_object, help="smallest digit side in px")
+    p.add_argument("--max-object", type=cli.positive_int, default=d.max_object, help="largest digit side in px")
+    p.add_argument("--max-objects", type=cli.positive_int, default=d.max_objects, help="digits per image: 1..N")
+    p.add_argument("--seed", type=cli.nonneg_int, default=d.seed)
+    cli.add_debug(p)
+    return cli.main(p, make, argv)
 
 
 if __name__ == "__main__":

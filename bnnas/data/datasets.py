@@ -183,12 +183,16 @@ def _check_folder(root: Path) -> Path:
     train = root / "train" if (root / "train").is_dir() else None
     if train is None:
         raise BNNASError(f"{root} has no train/ folder (expected ImageNet layout: {root}/train/<class>/<image>)")
-    classes = [d for d in sorted(os.scandir(train), key=lambda d: d.name) if d.is_dir()]
+    return _check_split(train)
+
+
+def _check_split(split: Path) -> Path:
+    classes = [d for d in sorted(os.scandir(split), key=lambda d: d.name) if d.is_dir()]
     if not classes:
-        raise BNNASError(f"{train} has no class folders (expected {train}/<class>/<image>)")
+        raise BNNASError(f"{split} has no class folders (expected {split}/<class>/<image>)")
     if not any(f.lower().endswith(IMG_EXTENSIONS) for c in classes for f in os.listdir(c.path)):
-        raise BNNASError(f"{train} has class folders but no images ({', '.join(IMG_EXTENSIONS)})")
-    return train
+        raise BNNASError(f"{split} has class folders but no images ({', '.join(IMG_EXTENSIONS)})")
+    return split
 
 
 def build_classification_data(data: str | os.PathLike | None = None, input_size: int | None = None,
@@ -241,7 +245,7 @@ def _build(data, input_size, holdout, seed, decode) -> ClassificationData:
         collate_fn, device_transform = collate_jpeg, GpuJpegAugment(size)
     heldout = Subset(train_eval_full, held.tolist()) if holdout else None
     val_dir = root / "val"
-    val = ImageFolder(str(val_dir), transform=eval_tf, loader=pil_loader) if val_dir.is_dir() else heldout
+    val = ImageFolder(str(_check_split(val_dir)), transform=eval_tf, loader=pil_loader) if val_dir.is_dir() else heldout
     if val is None:
         val = Subset(train_eval_full, perm[: min(n, 1000)].tolist())  # no val/: report accuracy on a train sample
     return ClassificationData(root.name, train, val, len(train_full.classes), size, heldout=heldout,
