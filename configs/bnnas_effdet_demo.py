@@ -4,9 +4,9 @@
 #   scripts/demo_detection.sh work_dirs/demo_detection
 #
 # By hand, after tools/search.py, tools/retrain.py and tools/export_backbone.py wrote the two files named below:
-#   python tools/make_coco_demo.py                     # data/coco_demo/
+#   python tools/make_coco_demo.py --num-train 800     # data/coco_demo/
 #   mim train mmdet configs/bnnas_effdet_demo.py --gpus 0
-#   mim test  mmdet configs/bnnas_effdet_demo.py --gpus 0 --checkpoint work_dirs/bnnas_effdet_demo/epoch_12.pth
+#   mim test  mmdet configs/bnnas_effdet_demo.py --gpus 0 --checkpoint work_dirs/bnnas_effdet_demo/epoch_10.pth
 #
 # Same model family as the D0 config (BN-NAS backbone, BiFPN, EfficientDet head, focal + Huber losses, EMA), sized
 # for a CPU: the digits backbone (spos-small space, strides 8/16 used), P3-P6, a short schedule.
@@ -19,7 +19,7 @@ image_size = 128
 num_classes = 10
 classes = ('0', '1', '2', '3', '4', '5', '6', '7', '8', '9')
 data_root = 'data/coco_demo/'
-max_epochs = 12
+max_epochs = 10
 batch_size = 8
 norm_cfg = dict(type='BN', momentum=0.01, eps=1e-3, requires_grad=True)
 levels = 4  # P3-P6 (strides 8-64): the digits are 16-60 px in 128 px images
