@@ -4,12 +4,20 @@
 Registers in ``mmdet.registry.MODELS``: ``BNNASBackbone`` (backbone), ``BiFPN`` (neck), ``EfficientDetHead`` (head)
 and ``EfficientDet`` (mmdet's single-stage RetinaNet plus a build-time neck/backbone width check); in
 ``mmdet.registry.DATASETS``: ``CheckedCocoDataset`` (CocoDataset that validates its annotation file).
+
+Importing it also (1) allows the non-tensor objects of mmengine Runner checkpoints in torch's weights-only loader,
+so ``mim test``, ``--resume`` and ``load_from`` read them (``checkpoint_globals``), and (2) makes an uncaught
+``BNNASError`` end the program with one ``error: ...`` line instead of a traceback (``errors``).
 """
 
+from . import checkpoint_globals, errors
 from .backbone import BNNASBackbone
 from .bifpn import BiFPN
 from .datasets import CheckedCocoDataset
 from .detector import EfficientDet
 from .effdet_head import EfficientDetHead
+
+checkpoint_globals.register()
+errors.install_excepthook()
 
 __all__ = ["BNNASBackbone", "BiFPN", "CheckedCocoDataset", "EfficientDet", "EfficientDetHead"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -10,12 +11,22 @@ from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from timm.layers import DropPath
+from timm.models._efficientnet_blocks import InvertedResidual
+
 from bnnas.arch import load_arch
 from bnnas.backbone_export import describe, load_backbone_state
 from bnnas.checkpoint import load_state_strict
 from bnnas.errors import BNNASError
 from bnnas.subnet import SubNet
 from mmdet.registry import MODELS
+
+
+SCRATCH = "scratch"
+EXPORT_HINT = ("write it with `python tools/export_backbone.py --checkpoint <retrained best.pth> --out <file>.pth` "
+               "(or set backbone_checkpoint='scratch' to train from random init)")
+NO_CHECKPOINT = ("the BN-NAS backbone needs pretrained weights: set backbone_checkpoint (model.backbone.init_cfg."
+                 f"checkpoint) to an exported backbone; {EXPORT_HINT}")
 
 
 @MODELS.register_module()
@@ -32,16 +43,20 @@ class BNNASBackbone(BaseModule):
         norm_eval: keep every BN of the backbone in eval mode during training (frozen running statistics).
         sync_bn: convert the backbone's BNs to SyncBN (timm's converter, which keeps the activation that
             timm's BN+act layers fuse in; mmengine's generic converter would drop it).
+        drop_path_rate: stochastic depth of the residual MBConv blocks (timm's ``DropPath``); block ``i`` of the
+            ``n`` that run drops its branch with probability ``drop_path_rate * i / n`` (EfficientDet: 0.1-0.2).
         init_cfg: ``dict(type='Pretrained', checkpoint='bnnas_backbone.pth')`` loads an exported backbone
             (tools/export_backbone.py) or a retrained subnet checkpoint; weights of another arch are refused.
-            ``prefix='backbone.'`` reads the backbone out of a detector checkpoint.
+            ``prefix='backbone.'`` (or mmdet's usual ``'backbone'``) reads the backbone out of a detector checkpoint.
+            ``checkpoint=None`` is refused with a one-line hint; ``checkpoint='scratch'`` is the explicit opt-in
+            to random init (``init_cfg=None`` too, for code that builds the backbone by hand).
 
     Attributes ``out_channels`` and ``out_strides`` describe the outputs (used to check neck widths).
     """
 
     def __init__(self, arch: str | dict = "bnnas-spos", se: bool = False, out_indices: Sequence[int] = (1, 2, 3),
                  frozen_stages: int = -1, norm_eval: bool = False, sync_bn: bool = False,
-                 init_cfg: dict | list | None = None):
+                 drop_path_rate: float = 0.0, init_cfg: dict | list | None = None):
         super().__init__(init_cfg=init_cfg)
         self.arch = load_arch(arch)
         self.se = bool(se)
@@ -71,12 +86,24 @@ class BNNASBackbone(BaseModule):
             p.requires_grad = False
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
+        self.drop_path_rate = float(drop_path_rate)
+        self._set_drop_path(self.drop_path_rate)
         if sync_bn:
             from timm.layers import convert_sync_batchnorm
 
             self.stem = convert_sync_batchnorm(self.stem)
             self.layers = convert_sync_batchnorm(self.layers)
         self._freeze_stages()
+
+    def _set_drop_path(self, rate: float) -> None:
+        if not 0.0 <= rate < 1.0:
+            raise BNNASError(f"drop_path_rate must be in [0, 1), got {rate}")
+        if rate == 0.0:
+            return
+        for i in range(self._num_run):
+            block = self.layers[i]
+            if isinstance(block, InvertedResidual) and block.has_skip:  # only residual blocks can drop their branch
+                block.drop_path = DropPath(rate * i / self._num_run)
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -115,17 +142,28 @@ class BNNASBackbone(BaseModule):
 
     # ------------------------------------------------------------------ weights
     def init_weights(self) -> None:
-        """Load a ``Pretrained`` checkpoint strictly (and check its arch); otherwise keep the SPEC init."""
+        """Load a ``Pretrained`` checkpoint strictly (and check its arch); ``'scratch'`` keeps the SPEC init."""
         cfg = self.init_cfg
         if isinstance(cfg, dict) and cfg.get("type") == "Pretrained":
-            if not cfg.get("checkpoint"):
-                raise BNNASError("BNNASBackbone init_cfg type='Pretrained' needs checkpoint='<exported backbone>.pth'")
-            self.load_pretrained(cfg["checkpoint"], prefix=cfg.get("prefix"))
+            ckpt = cfg.get("checkpoint")
+            if not ckpt:
+                raise BNNASError(NO_CHECKPOINT)
+            if ckpt == SCRATCH:
+                MMLogger.get_current_instance().warning("BNNASBackbone: training from random init (checkpoint='scratch')")
+                self.init_cfg = None
+                super().init_weights()
+                self.init_cfg = cfg
+                return
+            self.load_pretrained(ckpt, prefix=cfg.get("prefix"))
             self._is_init = True
             return
         super().init_weights()
 
     def load_pretrained(self, path: str, prefix: str | None = None) -> None:
+        if not Path(path).is_file():
+            raise BNNASError(f"backbone checkpoint {path} not found; {EXPORT_HINT}")
+        if prefix and not prefix.endswith("."):  # mmdet writes prefix='backbone' for the keys 'backbone.*'
+            prefix += "."
         state = load_backbone_state(path, self.arch, self.se, prefix=prefix)
         load_state_strict(self, state, f"{path} (for backbone {describe(self.arch)}, se={self.se})")
         MMLogger.get_current_instance().info(f"BNNASBackbone: loaded {len(state)} tensors from {path}")

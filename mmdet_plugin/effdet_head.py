@@ -2,7 +2,9 @@
 
 Only the towers are ours: ``stacked_convs`` separable convs per tower whose weights are shared by all levels, each
 followed by a BN of its own per level and Swish, then a separable prediction conv. Anchors, target assignment,
-box coding, losses and NMS are mmdet's (``AnchorHead``), configured in the model config.
+box coding, losses and NMS are mmdet's (``AnchorHead``), configured in the model config. The one change to the
+losses: their normaliser (the number of positive anchors) is averaged over all GPUs with mmdet's ``reduce_mean``, so
+every process divides by the same count (EfficientDet and mmdet's EfficientDet project do this).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from torch import nn
 
 from mmdet.models.dense_heads.anchor_head import AnchorHead
 from mmdet.registry import MODELS
+from mmdet.utils import reduce_mean
 
 from .bifpn import EFFDET_NORM
 
@@ -81,6 +84,14 @@ class EfficientDetHead(AnchorHead):
         for pred in (self.cls_pred, self.reg_pred):
             normal_init(pred.pointwise_conv.conv, std=0.01, bias=0.0)
         nn.init.constant_(self.cls_pred.pointwise_conv.conv.bias, bias_init_with_prob(self.prior_prob))
+
+    def get_targets(self, *args, **kwargs) -> tuple:
+        """AnchorHead's targets, with the loss normaliser ``avg_factor`` (#positives) averaged across processes."""
+        res = list(super().get_targets(*args, **kwargs))
+        labels = res[0][0]
+        count = torch.tensor(float(res[4]), dtype=torch.float, device=labels.device)
+        res[4] = max(reduce_mean(count).item(), 1.0)  # reduce_mean is the identity when not distributed
+        return tuple(res)
 
     def _run_tower(self, x: torch.Tensor, convs: nn.ModuleList, bns: nn.ModuleList) -> torch.Tensor:
         for conv, bn in zip(convs, bns):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Write the built-in COCO-format digits detection set (no download): ``data/coco_demo/`` by default.
 
-    python tools/make_coco_demo.py                       # 400 train / 100 val images at 256 px
+    python tools/make_coco_demo.py                       # 400 train / 100 val images at 128 px
     python tools/make_coco_demo.py --out /tmp/c --num-train 16 --num-val 8 --image-size 128 --seed 1
 """
 

@@ -32,9 +32,9 @@ SPLITS = ("train", "val")
 class SynthConfig:
     num_train: int = 400
     num_val: int = 100
-    image_size: int = 256
-    min_object: int = 40  # side of the upscaled 8x8 glyph, before aspect jitter
-    max_object: int = 120
+    image_size: int = 128  # the demo detector's input size, so no resize blurs the digits
+    min_object: int = 40  # side of the upscaled 8x8 glyph, before aspect jitter (boxes: ~24-57 px, median ~39)
+    max_object: int = 72
     max_objects: int = 3
     seed: int = 0
     jpeg_quality: int = 92
