@@ -61,5 +61,5 @@ def main(argv: list[str] | None = None) -> int:
           f"arch agreement {d['arch_agreement']:.3f}, top-op agreement {d['best_op_agreement']:.3f}")
     print(result.verdict)
     if args.out is not None:
-        atomic_write_text(args.out, json.dumps({"runs": [str(r) for r in args.runs], **d}, indent=2) + "\n")
+        atomic_write_text(args.out, json.dumps({**d, "run_dirs": [str(r) for r in args.runs]}, indent=2) + "\n")
     return 0

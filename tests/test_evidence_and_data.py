@@ -153,3 +153,33 @@ def test_seed_agreement_on_hand_made_tables():
     assert rev.mean_tau_bn_ops == pytest.approx(-1.0) and rev.arch_agreement == 0.0 and not rev.stable
     assert rev.mean_tau == pytest.approx(np.mean(layer_taus(a, b)))
     assert "seed-dependent" in rev.verdict
+
+
+def _fake_run(path: Path, choices, scores) -> Path:
+    from bnnas.arch import Arch, save_arch
+
+    space = get_space("spos-small-res")
+    path.mkdir()
+    save_arch(Arch(space, tuple(choices)), path / "arch.json")
+    rows = [[None if np.isnan(v) else float(v) for v in row] for row in scores]
+    (path / "op_scores.json").write_text(json.dumps({"space": space.name, "epochs": [{"epoch": 1, "scores": rows}]}))
+    return path
+
+
+def test_stability_tool_on_run_dirs(tmp_path, capsys):
+    from bnnas.stability_cli import main
+
+    space = get_space("spos-small-res")
+    rng = np.random.default_rng(1)
+    valid = np.array([[i < len(l.choices) for i in range(space.max_choices)] for l in space.layers])
+    table = np.where(valid, rng.uniform(0.1, 0.3, valid.shape), np.nan)
+    table[:, 6] = np.where(valid[:, 6], 0.0, np.nan)  # identity
+    choices = [0] * len(space.layers)
+    a = _fake_run(tmp_path / "a", choices, table)
+    b = _fake_run(tmp_path / "b", choices, table)
+    assert main([str(a), str(b), "--out", str(tmp_path / "s.json")]) == 0
+    doc = json.loads((tmp_path / "s.json").read_text())
+    assert doc["stable"] and doc["mean_tau"] == pytest.approx(1.0) and doc["run_dirs"] == [str(a), str(b)]
+    assert "seeds agree" in capsys.readouterr().out
+    assert main([str(a)]) == 2 and "at least two" in capsys.readouterr().err
+    assert main([str(a), str(tmp_path)]) == 2 and "not a finished search run" in capsys.readouterr().err
