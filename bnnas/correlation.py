@@ -3,11 +3,14 @@
 1. Sample K subnets spread over the FLOPs range (one per equal-width FLOPs bin).
 2. Train each from scratch on a short proxy schedule (:mod:`bnnas.proxy_train`) -> held-out accuracy (ground truth).
    Under torchrun the K trainings are sharded over the ranks and gathered on rank 0.
-3. Train (or reuse) two supernets with :class:`SupernetTrainer`: BN-only (``train_mode='bn'``, the paper) and
-   all-parameters (``'all'``, SPOS's).
-4. Score the K subnets with every requested indicator ``name@supernet`` (``bn@bn``, ``bn@all``, ``spos-acc@all``,
-   ``naswot@all``, ...; ``flops`` needs no supernet) and report Kendall tau / Spearman rho against the ground truth,
-   with each indicator's cost (supernet epochs and seconds, scoring seconds).
+3. Train (or reuse) the supernets the indicators read, with :class:`SupernetTrainer`: ``bn`` = BN-only
+   (``train_mode='bn'``, the paper; ``--bn-params`` says which BNs train), ``bnall`` = BN-only with every BN
+   training (``bn_params='all'``), ``all`` = all parameters (SPOS's), ``init`` = untrained.
+4. Score the K subnets with every requested indicator ``name@supernet`` (``bn@bn``, ``bn@bnall``, ``bn@all`` -- the
+   BN indicator read from the *all-parameters* supernet --, ``spos-acc@all``, ``naswot@init``, ...; ``flops`` needs
+   no supernet) and report Kendall tau / Spearman rho against the ground truth with scipy p-values and bootstrap
+   95 % CIs (subnets resampled), each indicator's cost (supernet epochs and seconds, scoring seconds), and -- with
+   ``proxy.repeats >= 2`` -- the ground truth's own seed-to-seed tau / rho, which bounds what any indicator can reach.
 
 Data: the SPOS accuracy indicator needs held-out *training* images; the ground truth is measured on the val split.
 The two never overlap here (``study_data`` carves the indicator's held-out set out of the training split), which
@@ -20,6 +23,7 @@ import dataclasses
 import json
 import logging
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -38,7 +42,7 @@ from .errors import BNNASError
 from .flops import flops_table
 from .indicator import ScoreTable, as_scorer, build_indicator
 from .proxy_train import ProxyConfig, train_from_scratch
-from .rank_stats import correlation_report
+from .rank_stats import correlation_report, kendall_tau, spearman_rho
 from .space import SearchSpace
 from .supernet import Supernet
 from .train_supernet import SupernetTrainConfig, SupernetTrainer, load_supernet, scores_from_record
@@ -46,8 +50,10 @@ from .train_supernet import SupernetTrainConfig, SupernetTrainer, load_supernet,
 log = logging.getLogger("bnnas")
 
 FORMAT = "bnnas.correlation/1"
-DEFAULT_INDICATORS = ("bn@bn", "bn@all", "spos-acc@all", "naswot@init", "synflow@init", "flops")
-SUPERNETS = ("bn", "all", "init")  # BN-only trained, all-parameters trained, untrained (zero-cost proxies)
+DEFAULT_INDICATORS = ("bn@bn", "bn@bnall", "bn@all", "spos-acc@all", "naswot@init", "synflow@init", "flops")
+# BN-only (--bn-params BNs train), BN-only with every BN training, all-parameters, untrained (zero-cost proxies)
+SUPERNETS = ("bn", "bnall", "all", "init")
+BOOTSTRAP_RESAMPLES = 2000
 
 
 # -- sampling ---------------------------------------------------------------------------------------------------------
@@ -135,6 +141,7 @@ class SupernetSpec:
     seed: int = 0
     checkpoint: str | None = None  # reuse instead of training
     workers: int = 0
+    gamma_init: float = 1.0  # residual candidates' indicator-BN gamma at init (1: paper; 0: small-data recipe)
 
 
 def obtain_supernet(space: SearchSpace, data: ClassificationData, spec: SupernetSpec, work_dir: Path,
@@ -155,7 +162,7 @@ def obtain_supernet(space: SearchSpace, data: ClassificationData, spec: Supernet
                                   "history": hist}
     cfg = SupernetTrainConfig(epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr, sampler=spec.sampler,
                               train_mode=spec.mode, bn_params=spec.bn_params, seed=spec.seed,
-                              workers=spec.workers)
+                              workers=spec.workers, gamma_init=spec.gamma_init)
     if cfg.lr is None:
         cfg.lr = max(0.05, 0.8 * cfg.batch_size * dist.world_size / 1024)
     torch.manual_seed(spec.seed)
@@ -177,6 +184,66 @@ def ranking_stability(history: list[dict], threshold: float = 0.95, patience: in
             "settled_at": settle_epoch(cons, threshold, patience), "threshold": threshold, "patience": patience}
 
 
+# -- uncertainty -------------------------------------------------------------------------------------------------------
+def bootstrap_ci(pairs: list[tuple], n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0,
+                 level: float = 0.95) -> dict:
+    """Percentile bootstrap CIs of Kendall tau-b and Spearman rho, resampling the K subnets with replacement.
+
+    ``pairs`` is a list of (x, y) vectors over the same K subnets; the statistic is the mean over the pairs (one pair
+    for an indicator vs the ground truth, every repeat pair for the ground truth's seed agreement). Resamples in which
+    a vector is constant have no tau and are dropped (counted in ``valid_*``). CIs are None when K < 3."""
+    from scipy import stats
+
+    xy = [(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)) for x, y in pairs]
+    n = len(xy[0][0])
+    info = {"resamples": int(n_resamples), "level": level, "seed": seed,
+            "method": "percentile; subnets resampled with replacement"}
+    if n < 3 or n_resamples < 1:
+        return {"kendall_tau_ci": None, "spearman_rho_ci": None, "bootstrap": info}
+    idx = np.random.default_rng([seed, 2024]).integers(0, n, size=(n_resamples, n))
+    taus = np.empty(n_resamples)
+    rhos = np.empty(n_resamples)
+    with warnings.catch_warnings():  # constant resamples warn and give NaN; they are dropped below
+        warnings.simplefilter("ignore")
+        for b, i in enumerate(idx):
+            taus[b] = np.mean([stats.kendalltau(x[i], y[i]).statistic for x, y in xy])
+            rhos[b] = np.mean([stats.spearmanr(x[i], y[i]).statistic for x, y in xy])
+    q = [50 * (1 - level), 50 * (1 + level)]
+
+    def ci(v: np.ndarray) -> list[float] | None:
+        v = v[np.isfinite(v)]
+        return [float(c) for c in np.percentile(v, q)] if len(v) else None
+
+    info.update(valid_tau=int(np.isfinite(taus).sum()), valid_rho=int(np.isfinite(rhos).sum()))
+    return {"kendall_tau_ci": ci(taus), "spearman_rho_ci": ci(rhos), "bootstrap": info}
+
+
+def seed_agreement(acc_runs: list[list[float]], n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict | None:
+    """How well the ground truth agrees with itself: tau / rho between the accuracies of the K subnets under two
+    training seeds, averaged over every pair of repeats, with a bootstrap CI. None with fewer than 2 repeats.
+
+    An indicator cannot rank the subnets more consistently than two runs of the ground truth rank each other, so this
+    is (roughly: the ground truth used is the mean of the repeats, a little less noisy than one) the ceiling of
+    every indicator's tau."""
+    r = min(len(a) for a in acc_runs)
+    if r < 2:
+        return None
+    runs = np.array([a[:r] for a in acc_runs], dtype=np.float64)  # (K, repeats)
+    pairs = [(runs[:, a], runs[:, b]) for a in range(r) for b in range(a + 1, r)]
+    per_pair = [{"repeats": [a, b], "kendall_tau": kendall_tau(runs[:, a], runs[:, b]),
+                 "spearman_rho": spearman_rho(runs[:, a], runs[:, b])} for a in range(r) for b in range(a + 1, r)]
+    out = {"repeats": r, "kendall_tau": float(np.mean([p["kendall_tau"] for p in per_pair])),
+           "spearman_rho": float(np.mean([p["spearman_rho"] for p in per_pair])), "per_pair": per_pair,
+           "mean_seed_std": float(runs.std(axis=1).mean()),  # training noise of one subnet's accuracy
+           "spread_of_means": float(np.ptp(runs.mean(axis=1)))}  # the signal: best minus worst subnet
+    out.update(bootstrap_ci(pairs, n_resamples, seed))
+    return out
+
+
+def _ci_str(ci) -> str:
+    return "[n/a]" if ci is None else f"[{ci[0]:+.2f}, {ci[1]:+.2f}]"
+
+
 # -- the study ---------------------------------------------------------------------------------------------------------
 @dataclass
 class StudyConfig:
@@ -185,15 +252,17 @@ class StudyConfig:
     indicators: tuple[str, ...] = DEFAULT_INDICATORS
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     bn: SupernetSpec = field(default_factory=lambda: SupernetSpec("bn", 10))
+    bnall: SupernetSpec = field(default_factory=lambda: SupernetSpec("bn", 10, bn_params="all"))
     all: SupernetSpec = field(default_factory=lambda: SupernetSpec("all", 10))
     max_flops: float | None = None
     search_samples: int = 1000  # subnets an indicator-driven search scores (the paper's EA: ~1000)
     spos_calib_batches: int = 10
     spos_max_eval: int | None = None
+    bootstrap_resamples: int = BOOTSTRAP_RESAMPLES
 
 
 def parse_indicator_spec(spec: str) -> tuple[str, str | None]:
-    """``name@bn`` / ``name@all`` / ``name@init`` / ``flops`` -> (name, supernet or None)."""
+    """``name@bn`` / ``name@bnall`` / ``name@all`` / ``name@init`` / ``flops`` -> (name, supernet or None)."""
     from .indicator import INDICATORS
 
     name, _, sup = spec.partition("@")
@@ -201,7 +270,8 @@ def parse_indicator_spec(spec: str) -> tuple[str, str | None]:
         raise BNNASError(f"unknown indicator {name!r} in {spec!r}; known: {', '.join(sorted(INDICATORS))}")
     if sup and sup not in SUPERNETS:
         raise BNNASError(f"indicator {spec!r}: the part after @ must be one of {', '.join(SUPERNETS)} "
-                         "(the BN-only, the all-parameters or the untrained supernet)")
+                         "(the BN-only, the BN-only with every BN trained, the all-parameters or the untrained "
+                         "supernet)")
     if not sup and name != "flops":
         raise BNNASError(f"indicator {spec!r} needs a supernet: write {name}@bn, {name}@all or {name}@init")
     return name, sup or None
@@ -316,7 +386,7 @@ def run_study(space: SearchSpace, data: ClassificationData, cfg: StudyConfig, wo
                                                               "train_mode": None, "epochs": 0, "seconds": 0.0,
                                                               "history": []})
             continue
-        spec = cfg.bn if which == "bn" else cfg.all
+        spec = {"bn": cfg.bn, "bnall": cfg.bnall, "all": cfg.all}[which]
         supernets[which] = obtain_supernet(space, data, spec, work_dir / f"supernet-{which}", device, dist, quiet)
     if not dist.is_main:
         return None
@@ -328,18 +398,22 @@ def run_study(space: SearchSpace, data: ClassificationData, cfg: StudyConfig, wo
         model, info = supernets[sup] if sup else (None, None)
         res = score_indicator(name, model, space, pop, data, device, cfg)
         res.update(correlation_report(res["scores"], acc))
+        res.update(bootstrap_ci([(res["scores"], acc)], cfg.bootstrap_resamples, seed=cfg.seed))
         res["supernet"] = sup
         res["supernet_epochs"] = info["epochs"] if info else 0
         res["supernet_seconds"] = info["seconds"] if info else 0.0
         indicators[spec] = res
-        log.info("%-14s tau %+.3f  rho %+.3f  (score %.2fs)", spec, res["kendall_tau"], res["spearman_rho"],
+        log.info("%-14s tau %+.3f %s  rho %+.3f %s  (score %.2fs)", spec, res["kendall_tau"],
+                 _ci_str(res["kendall_tau_ci"]), res["spearman_rho"], _ci_str(res["spearman_rho_ci"]),
                  res["score_seconds"])
     doc = {
         "format": FORMAT, "space": space.name, "data": data.name, "k": cfg.k, "seed": cfg.seed,
         "world_size": dist.world_size, "device": str(device),
         "ground_truth": {"what": "top-1 on the val split after from-scratch proxy training",
                          "proxy": cfg.proxy.to_dict(), "train_images": len(data.train), "val_images": len(data.val),
-                         "seconds": t_subnets},
+                         "seconds": t_subnets,
+                         "seed_agreement": seed_agreement([s.get("acc_runs", [s["acc"]]) for s in subnets],
+                                                          cfg.bootstrap_resamples, seed=cfg.seed)},
         "spos_heldout_images": len(data.heldout) if data.heldout is not None else 0,
         "flops_range_m": [float(flops.min()), float(flops.max())],
         "subnets": subnets,
@@ -376,12 +450,24 @@ def write_study_outputs(doc: dict, work_dir: Path) -> dict:
           f"K = {doc['k']} subnets stratified over {doc['flops_range_m'][0]:.2f}-{doc['flops_range_m'][1]:.2f} MFLOPs, "
           f"each trained from scratch ({_proxy_str(doc['ground_truth']['proxy'])}) and evaluated on "
           f"{doc['ground_truth']['val_images']} val images. Wall time {doc['wall_seconds']:.0f} s.", "",
-          "| indicator | Kendall tau (p) | Spearman rho (p) | supernet epochs | supernet s | score K s | "
-          "search-1000 s |", "|---|---|---|---|---|---|---|"]
+          "Brackets: bootstrap 95 % CI (K subnets resampled with replacement, percentile); a CI that spans 0 means "
+          "this K cannot tell the indicator from a random ranking.", ""]
+    sa = doc["ground_truth"].get("seed_agreement")
+    if sa:
+        md += [f"Ground truth vs itself ({sa['repeats']} training seeds, mean over seed pairs): Kendall tau "
+               f"{_fmt(sa['kendall_tau'])} {_ci_str(sa.get('kendall_tau_ci'))}, Spearman rho {_fmt(sa['spearman_rho'])} "
+               f"{_ci_str(sa.get('spearman_rho_ci'))}; mean seed std {100 * sa['mean_seed_std']:.2f} points vs "
+               f"{100 * sa['spread_of_means']:.2f} points between best and worst subnet. No indicator can be trusted "
+               "to rank better than this.", ""]
+    else:
+        md += ["Ground truth vs itself: not measured (run with --proxy-repeats 2 or more).", ""]
+    md += ["| indicator | Kendall tau (p) [95 % CI] | Spearman rho (p) [95 % CI] | supernet epochs | supernet s | "
+           "score K s | search-1000 s |", "|---|---|---|---|---|---|---|"]
     for spec, r in items:
         key = next(k for k in r if k.startswith("search_") and k.endswith("_seconds"))
-        md.append(f"| {spec} | {_fmt(r['kendall_tau'])} ({_fmt(r['kendall_p'], 2)}) | {_fmt(r['spearman_rho'])} "
-                  f"({_fmt(r['spearman_p'], 2)}) | {r['supernet_epochs']} | {r['supernet_seconds']:.0f} | "
+        md.append(f"| {spec} | {_fmt(r['kendall_tau'])} ({_fmt(r['kendall_p'], 2)}) {_ci_str(r.get('kendall_tau_ci'))} "
+                  f"| {_fmt(r['spearman_rho'])} ({_fmt(r['spearman_p'], 2)}) {_ci_str(r.get('spearman_rho_ci'))} | "
+                  f"{r['supernet_epochs']} | {r['supernet_seconds']:.0f} | "
                   f"{r['score_seconds']:.2f} | {r[key]:.2f}{'' if r['search_seconds_measured'] else ' (est.)'} |")
     md += ["", "Ranking stability of the supernets (early-bird, SPEC section 4):", ""]
     for k, s in doc["supernets"].items():
@@ -405,9 +491,14 @@ def _proxy_str(p: dict) -> str:
 
 
 def print_table(doc: dict) -> str:
-    rows = [("indicator", "tau", "rho", "sup. epochs", "sup. s", "score s")]
+    rows = [("indicator", "tau", "tau 95% CI", "rho", "rho 95% CI", "sup. epochs", "sup. s", "score s")]
+    sa = doc["ground_truth"].get("seed_agreement")
+    if sa:
+        rows.append((f"(ground truth, {sa['repeats']} seeds)", _fmt(sa["kendall_tau"]), _ci_str(sa.get("kendall_tau_ci")),
+                     _fmt(sa["spearman_rho"]), _ci_str(sa.get("spearman_rho_ci")), "-", "-", "-"))
     for spec, r in doc["indicators"].items():
-        rows.append((spec, _fmt(r["kendall_tau"]), _fmt(r["spearman_rho"]), str(r["supernet_epochs"]),
+        rows.append((spec, _fmt(r["kendall_tau"]), _ci_str(r.get("kendall_tau_ci")), _fmt(r["spearman_rho"]),
+                     _ci_str(r.get("spearman_rho_ci")), str(r["supernet_epochs"]),
                      f"{r['supernet_seconds']:.0f}", f"{r['score_seconds']:.2f}"))
     w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [" | ".join(c.ljust(x) for c, x in zip(r, w)) for r in rows]

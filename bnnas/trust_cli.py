@@ -82,14 +82,22 @@ def rank_parser() -> argparse.ArgumentParser:
     _proxy_args(p)
     g = p.add_argument_group("supernets and indicators")
     g.add_argument("--indicators", default=",".join(DEFAULT_INDICATORS),
-                   help="comma list of name@bn / name@all / name@init (the indicator reads the BN-only, the all-parameters or "
-                        "the untrained supernet) and flops (a baseline)")
+                   help="comma list of name@bn / name@bnall / name@all / name@init (the indicator reads the BN-only "
+                        "supernet with --bn-params, the BN-only one with every BN trained, the all-parameters one -- "
+                        "so bn@all is the BN indicator of the all-parameters supernet -- or the untrained one) and "
+                        "flops (a baseline)")
     g.add_argument("--bn-epochs", type=cli.positive_int, default=10, help="BN-only supernet epochs (paper: 10)")
     g.add_argument("--all-epochs", type=cli.positive_int, default=10, help="all-parameters supernet epochs")
     g.add_argument("--supernet-batch", type=cli.positive_int, default=None, help="default 32 digits, 256 folder")
     g.add_argument("--supernet-lr", type=cli.positive_float, default=None,
                    help="peak LR of both supernets (default: tools/search.py's rule, 0.8 x global batch / 1024, >= 0.05)")
-    g.add_argument("--bn-params", choices=["last", "all"], default="last")
+    g.add_argument("--bn-params", choices=["last", "all"], default="last",
+                   help="which BNs train in the @bn supernet (@bnall always trains all)")
+    g.add_argument("--gamma-init", type=cli.nonneg_float, default=1.0,
+                   help="initial gamma of each residual candidate's indicator BN in the BN-only supernets "
+                        "(1: paper; 0: tools/search.py's small-data recipe)")
+    g.add_argument("--bootstrap", type=cli.nonneg_int, default=2000,
+                   help="bootstrap resamples for the 95%% CIs of tau and rho (0: none)")
     g.add_argument("--supernet-bn", default=None, help="reuse a BN-only supernet checkpoint")
     g.add_argument("--supernet-all", default=None, help="reuse an all-parameters supernet checkpoint")
     g.add_argument("--spos-calib-batches", type=cli.positive_int, default=10,
@@ -186,8 +194,11 @@ def run_rank(args) -> dict | None:
     cfg = StudyConfig(
         k=args.k, seed=args.seed, indicators=tuple(s.strip() for s in args.indicators.split(",") if s.strip()),
         proxy=proxy, max_flops=args.max_flops, spos_calib_batches=args.spos_calib_batches,
+        bootstrap_resamples=args.bootstrap,
         bn=SupernetSpec("bn", args.bn_epochs, batch, lr=args.supernet_lr, bn_params=args.bn_params, seed=args.seed,
-                        checkpoint=args.supernet_bn, workers=workers),
+                        checkpoint=args.supernet_bn, workers=workers, gamma_init=args.gamma_init),
+        bnall=SupernetSpec("bn", args.bn_epochs, batch, lr=args.supernet_lr, bn_params="all", seed=args.seed,
+                           workers=workers, gamma_init=args.gamma_init),
         all=SupernetSpec("all", args.all_epochs, batch, lr=args.supernet_lr, seed=args.seed,
                          checkpoint=args.supernet_all, workers=workers))
     _claim(work_dir, dist)
@@ -222,7 +233,8 @@ def run_early_bird(args) -> dict | None:
         args = resolve_recipe(args)
         space_name = args.space
         probe = get_space(space_name)
-        data = build_classification_data(args.data, probe.input_size, args.holdout, args.seed)
+        data = build_classification_data(args.data, probe.input_size, args.holdout, args.seed,
+                                         limit_train=args.limit_train)  # as tools/search.py trains
         args.early_bird = False  # the full schedule; the stop is replayed below
         _, train_info = _train_or_load(args, get_space(space_name, data.num_classes), data, device, dist, work_dir)
         if not dist.is_main:

@@ -14,7 +14,7 @@ from torch.utils.data import TensorDataset
 from bnnas import get_space
 from bnnas.accuracy_indicator import AccuracyIndicator
 from bnnas.bias import bias_picks, conv_share, free_layers, uniform_conv_share
-from bnnas.correlation import stratified_sample, study_data
+from bnnas.correlation import bootstrap_ci, parse_indicator_spec, seed_agreement, stratified_sample, study_data
 from bnnas.early_bird import EarlyBirdStopper
 from bnnas.early_bird_compare import compare_stop_vs_full, replay_stopper
 from bnnas.flops import flops_table
@@ -302,12 +302,27 @@ def test_tiny_end_to_end_study(tmp_path):
     out = tmp_path / "corr"
     rc = main(["rank", "--k", "3", "--proxy-epochs", "1", "--bn-epochs", "1", "--all-epochs", "1",
                "--limit-train", "256", "--holdout", "64", "--max-flops", "6", "--spos-calib-batches", "1",
-               "--indicators", "bn@bn,bn@all,spos-acc@all,naswot@bn,synflow@init,flops",
+               "--indicators", "bn@bn,bn@bnall,bn@all,spos-acc@all,naswot@bn,synflow@init,flops",
+               "--proxy-repeats", "2", "--gamma-init", "0", "--bootstrap", "50",
                "--work-dir", str(out), "--quiet", "--device", "cpu"])
     assert rc == 0
     doc = json.loads((out / "correlation.json").read_text())
     assert doc["format"] == "bnnas.correlation/1" and doc["k"] == 3 and len(doc["subnets"]) == 3
-    assert set(doc["indicators"]) == {"bn@bn", "bn@all", "spos-acc@all", "naswot@bn", "synflow@init", "flops"}
+    assert set(doc["indicators"]) == {"bn@bn", "bn@bnall", "bn@all", "spos-acc@all", "naswot@bn", "synflow@init",
+                                      "flops"}
+    # @bnall is a BN-only supernet whose every BN trains; --gamma-init reaches both BN-only supernets, not SPOS's
+    sup = doc["supernets"]
+    assert sup["bnall"]["config"]["train_mode"] == "bn" and sup["bnall"]["config"]["bn_params"] == "all"
+    assert sup["bn"]["config"]["bn_params"] == "last" and sup["all"]["config"]["train_mode"] == "all"
+    assert sup["bn"]["config"]["gamma_init"] == 0.0 == sup["bnall"]["config"]["gamma_init"]
+    assert sup["all"]["config"]["gamma_init"] == 1.0
+    sa = doc["ground_truth"]["seed_agreement"]
+    assert sa["repeats"] == 2 and len(sa["per_pair"]) == 1
+    runs = np.array([s["acc_runs"] for s in doc["subnets"]])
+    if np.ptp(runs[:, 0]) > 0 and np.ptp(runs[:, 1]) > 0:
+        assert sa["kendall_tau"] == pytest.approx(stats.kendalltau(runs[:, 0], runs[:, 1]).statistic)
+    assert "bootstrap" in doc["indicators"]["flops"] and "kendall_tau_ci" in doc["indicators"]["flops"]
+    assert "95 % CI" in (out / "correlation.md").read_text()
     for spec, r in doc["indicators"].items():
         assert len(r["scores"]) == 3
         for key in ("kendall_tau", "spearman_rho", "supernet_epochs", "supernet_seconds", "score_seconds",
@@ -325,6 +340,7 @@ def test_tiny_end_to_end_study(tmp_path):
     rc = main(["rank", "--k", "3", "--proxy-epochs", "1", "--bn-epochs", "1", "--all-epochs", "1",
                "--limit-train", "256", "--holdout", "64", "--max-flops", "6", "--spos-calib-batches", "1",
                "--indicators", "bn@bn,flops", "--work-dir", str(out), "--quiet", "--device", "cpu",
+               "--proxy-repeats", "2",
                "--supernet-bn", str(out / "supernet-bn" / "supernet.pth")])
     assert rc == 0
     doc2 = json.loads((out / "correlation.json").read_text())
@@ -352,3 +368,67 @@ def test_search_early_bird_stops_reruns_idempotently_and_matches_the_replay(tmp_
                        "--eb-patience", "1", "--work-dir", str(out)]) == 0
     doc = json.loads((out / "early_bird_compare.json").read_text())
     assert doc["stop_epoch"] == 2 and doc["stop"]["ops"] == s1["arch"]
+
+
+# -- uncertainty of the study: bootstrap CIs and the ground truth's seed agreement --------------------------------------
+def _noisy(k: int, noise: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.random(k)
+    return x, x + noise * rng.normal(size=k)
+
+
+def test_bootstrap_ci_contains_the_estimate_and_narrows_with_more_subnets():
+    x, y = _noisy(8, 0.3, 1)
+    r = bootstrap_ci([(x, y)], 500, seed=0)
+    lo, hi = r["kendall_tau_ci"]
+    assert lo <= kendall_tau(x, y) <= hi and -1 <= lo < hi <= 1
+    lo_r, hi_r = r["spearman_rho_ci"]
+    assert lo_r <= spearman_rho(x, y) <= hi_r
+    assert r["bootstrap"]["resamples"] == 500 and r["bootstrap"]["valid_tau"] > 450
+    assert bootstrap_ci([(x, y)], 500, seed=0) == r  # fixed RNG: reproducible
+    # the same relation measured on 10x more subnets: a much narrower interval
+    xb, yb = _noisy(80, 0.3, 1)
+    lo_b, hi_b = bootstrap_ci([(xb, yb)], 500, seed=0)["kendall_tau_ci"]
+    assert hi_b - lo_b < 0.6 * (hi - lo)
+    assert lo_b <= kendall_tau(xb, yb) <= hi_b
+
+
+def test_bootstrap_ci_widens_with_noise_and_spans_zero_on_unrelated_data():
+    x = np.arange(12.0)
+    exact = bootstrap_ci([(x, 2 * x + 1)], 300, seed=0)
+    assert exact["kendall_tau_ci"] == pytest.approx([1.0, 1.0]) and exact["spearman_rho_ci"] == pytest.approx([1.0, 1.0])
+    xs, ys = _noisy(12, 0.2, 3)
+    xn, yn = _noisy(12, 2.0, 3)
+    w_small = np.diff(bootstrap_ci([(xs, ys)], 300, seed=0)["kendall_tau_ci"])[0]
+    w_big = np.diff(bootstrap_ci([(xn, yn)], 300, seed=0)["kendall_tau_ci"])[0]
+    assert w_big > w_small
+    rng = np.random.default_rng(5)
+    lo, hi = bootstrap_ci([(rng.random(10), rng.random(10))], 300, seed=0)["kendall_tau_ci"]
+    assert lo < 0 < hi
+    assert bootstrap_ci([([1, 2], [2, 1])], 100)["kendall_tau_ci"] is None  # K < 3: no interval
+
+
+def test_seed_agreement_of_the_ground_truth_by_hand():
+    acc = [0.71, 0.75, 0.69, 0.80, 0.77]
+    same = seed_agreement([[a, a] for a in acc], 200)
+    assert same["kendall_tau"] == pytest.approx(1.0) and same["spearman_rho"] == pytest.approx(1.0)
+    assert same["kendall_tau_ci"] == pytest.approx([1.0, 1.0]) and same["mean_seed_std"] == 0.0
+    assert same["spread_of_means"] == pytest.approx(0.11)
+    flipped = seed_agreement([[a, -a] for a in acc], 200)
+    assert flipped["kendall_tau"] == pytest.approx(-1.0)
+    assert seed_agreement([[a] for a in acc]) is None  # one seed: nothing to compare
+    runs = np.array([[0.1, 0.3, 0.2], [0.4, 0.2, 0.5], [0.3, 0.1, 0.6], [0.9, 0.8, 0.7]])
+    three = seed_agreement(runs.tolist(), 100)
+    pairs = [(0, 1), (0, 2), (1, 2)]
+    assert three["repeats"] == 3 and [p["repeats"] for p in three["per_pair"]] == [list(p) for p in pairs]
+    assert three["kendall_tau"] == pytest.approx(np.mean([stats.kendalltau(runs[:, a], runs[:, b]).statistic
+                                                          for a, b in pairs]))
+    assert three["spearman_rho"] == pytest.approx(np.mean([stats.spearmanr(runs[:, a], runs[:, b]).statistic
+                                                           for a, b in pairs]))
+
+
+def test_indicator_specs_name_the_bn_only_all_bn_supernet():
+    assert parse_indicator_spec("bn@bnall") == ("bn", "bnall")
+    assert parse_indicator_spec("bn@all") == ("bn", "all")  # the BN indicator of the all-parameters supernet
+    with pytest.raises(Exception, match="bnall"):
+        parse_indicator_spec("bn@nope")
