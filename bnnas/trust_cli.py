@@ -252,7 +252,8 @@ def run_early_bird(args) -> dict | None:
         from .proxy_train import train_from_scratch
 
         if data is None:
-            data = build_classification_data(args.data, space.input_size, args.holdout, args.seed)
+            data = build_classification_data(args.data, space.input_size, args.holdout, args.seed,
+                                             limit_train=args.limit_train)
         proxy = _proxy_cfg(args)
         res = {}
         for which in ("stop", "final"):
