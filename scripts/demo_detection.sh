@@ -20,10 +20,11 @@ T0=$(date +%s)
 step() { echo; echo "=== [$(( $(date +%s) - T0 ))s] $*"; }
 
 step "1/6 search: BN-only supernet on the built-in digits, BN-indicator search"
-[ -f "$W/search/arch.json" ] || "$PY" tools/search.py --work-dir "$W/search" --search exact --quiet
+# the detection set is made of digits, so the backbone is searched and retrained on them too
+[ -f "$W/search/arch.json" ] || "$PY" tools/search.py --data digits --work-dir "$W/search" --search exact --quiet
 
 step "2/6 retrain the searched arch from scratch"
-[ -f "$W/retrain/best.pth" ] || "$PY" tools/retrain.py --arch "$W/search/arch.json" --work-dir "$W/retrain" --quiet
+[ -f "$W/retrain/best.pth" ] || "$PY" tools/retrain.py --data digits --arch "$W/search/arch.json" --work-dir "$W/retrain" --quiet
 
 step "3/6 export its backbone"
 [ -f "$W/backbone.pth" ] || "$PY" tools/export_backbone.py --arch "$W/search/arch.json" \
