@@ -11,6 +11,8 @@ from itertools import combinations
 import numpy as np
 from scipy.stats import kendalltau
 
+from .space import is_parameter_free
+
 LEARNED_FACTOR = 2.0  # below 2x chance the supernet counts as untrained
 SPREAD_MIN = 0.05  # a layer's BN scores must differ by this much for its ranking to mean anything
 
@@ -26,6 +28,16 @@ class LearningCheck:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def bn_free_mask(space) -> np.ndarray:
+    """L x N: True where a candidate has no indicator BN (it scores 0 whatever the training did): a parameter-free
+    op, unless the space puts a BN after every op."""
+    mask = np.zeros((len(space.layers), space.max_choices), dtype=bool)
+    for li, layer in enumerate(space.layers):
+        for ci, op in enumerate(layer.choices):
+            mask[li, ci] = is_parameter_free(op) and not space.bn_after_every_op
+    return mask
 
 
 def score_spread(scores: np.ndarray, bn_free: np.ndarray) -> np.ndarray:

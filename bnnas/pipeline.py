@@ -22,7 +22,7 @@ from .data import build_classification_data, is_builtin
 from .distributed import init_distributed
 from .early_bird import EarlyBirdStopper, consecutive_similarity, settle_epoch, similarity_matrix
 from .errors import BNNASError
-from .evidence import LearningCheck, check_learning
+from .evidence import LearningCheck, bn_free_mask, check_learning
 from .flops import flops_table, params_table
 from .indicator import ScoreTable, as_scorer, build_indicator, bn_score_table
 from .results import announce, publish_latest, result_tag, tagged
@@ -290,19 +290,10 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
     tag = result_tag(budget / scale, unit, best.method, args.indicator)
     announce(work_dir, tag)
     save_arch(arch, work_dir / tagged("arch.json", tag))
-    evidence = check_learning(train_info["history"], space.num_classes, bn_table.scores, bn_free_mask(supernet))
+    evidence = check_learning(train_info["history"], space.num_classes, bn_table.scores, bn_free_mask(space))
     summary = _write_outputs(work_dir, space, arch, bn_table, train_info, results, budget, unit, scale,
                              args, t_indicator, time.perf_counter() - t_all, tag, evidence)
     return summary
-
-
-def bn_free_mask(supernet: Supernet) -> np.ndarray:
-    """L x N: True where a candidate has no indicator BN (it scores 0 whatever the training did)."""
-    space = supernet.space
-    mask = np.zeros((len(space.layers), space.max_choices), dtype=bool)
-    for li, ci, bn in supernet.indicator_bns():
-        mask[li, ci] = bn is None
-    return mask
 
 
 def _write_outputs(work_dir, space, arch, bn_table, train_info, results, budget, unit, scale, args, t_indicator,
@@ -400,4 +391,3 @@ def main(argv: list[str] | None = None) -> int:
     return cli.main(build_parser(), run, argv)
 
 
-format_error = cli.format_error  # kept for callers that import it from here

@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-import numpy as np
-
+from . import cli
 from .arch import load_arch
 from .checkpoint import atomic_write_text
 from .errors import BNNASError
-from .evidence import seed_agreement
-from .space import is_parameter_free
-
-
-def _bn_free(space) -> np.ndarray:
-    mask = np.zeros((len(space.layers), space.max_choices), dtype=bool)
-    for li, layer in enumerate(space.layers):
-        for ci, op in enumerate(layer.choices):
-            mask[li, ci] = is_parameter_free(op) and not space.bn_after_every_op
-    return mask
+from .evidence import bn_free_mask, seed_agreement
+from .train_supernet import scores_from_record
 
 
 def load_run(run: Path):
@@ -32,34 +22,37 @@ def load_run(run: Path):
     doc = json.loads((run / "op_scores.json").read_text())
     if not doc.get("epochs"):
         raise BNNASError(f"{run / 'op_scores.json'} holds no epoch")
-    table = np.array([[np.nan if v is None else v for v in row] for row in doc["epochs"][-1]["scores"]], dtype=float)
-    return arch, table
+    return arch, scores_from_record(doc["epochs"][-1])
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Agreement of search runs that differ only in their seed: per-layer "
-                                            "Kendall tau of the op scores and the share of layers their archs agree on.")
-    p.add_argument("runs", nargs="+", type=Path, help="tools/search.py work dirs (two or more)")
-    p.add_argument("--out", type=Path, default=None, help="write the numbers as JSON here")
-    args = p.parse_args(argv)
-    try:
-        if len(args.runs) < 2:
-            raise BNNASError("give at least two run directories")
-        loaded = [load_run(r) for r in args.runs]
-        spaces = {a.space.name for a, _ in loaded}
-        if len(spaces) != 1:
-            raise BNNASError(f"the runs searched different spaces ({', '.join(sorted(spaces))})")
-        result = seed_agreement([t for _, t in loaded], [list(a.choices) for a, _ in loaded],
-                                _bn_free(loaded[0][0].space))
-    except BNNASError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    for run, (arch, _) in zip(args.runs, loaded):
-        print(f"{run}: {' '.join(arch.ops)}")
+def run(args: argparse.Namespace) -> dict:
+    if len(args.runs) < 2:
+        raise BNNASError("give at least two run directories")
+    loaded = [load_run(r) for r in args.runs]
+    spaces = {a.space.name for a, _ in loaded}
+    if len(spaces) != 1:
+        raise BNNASError(f"the runs searched different spaces ({', '.join(sorted(spaces))})")
+    result = seed_agreement([t for _, t in loaded], [list(a.choices) for a, _ in loaded],
+                            bn_free_mask(loaded[0][0].space))
+    for run_dir, (arch, _) in zip(args.runs, loaded):
+        print(f"{run_dir}: {' '.join(arch.ops)}")
     d = result.to_dict()
     print(f"{d['runs']} runs: mean per-layer tau {d['mean_tau']:.3f} (BN ops only {d['mean_tau_bn_ops']:.3f}), "
           f"arch agreement {d['arch_agreement']:.3f}, top-op agreement {d['best_op_agreement']:.3f}")
     print(result.verdict)
     if args.out is not None:
         atomic_write_text(args.out, json.dumps({**d, "run_dirs": [str(r) for r in args.runs]}, indent=2) + "\n")
-    return 0
+    return d
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = cli.ArgumentParser(description="Agreement of search runs that differ only in their seed: per-layer Kendall "
+                                       "tau of the op scores and the share of layers their archs agree on.")
+    p.add_argument("runs", nargs="+", type=Path, help="tools/search.py work dirs (two or more)")
+    p.add_argument("--out", type=Path, default=None, help="write the numbers as JSON here")
+    cli.add_debug(p)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.main(build_parser(), run, argv)

@@ -13,7 +13,6 @@ import dataclasses
 import json
 import logging
 import math
-import sys
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -22,11 +21,13 @@ from typing import Iterator
 
 import numpy as np
 
+from . import cli
 from .arch import Arch, load_arch
 from .checkpoint import atomic_write_text
 from .errors import BNNASError
 from .flops import flops_table
-from .search.common import FeasibleSampler, num_choices, subnet_keys
+from .search.common import FeasibleSampler, budget_limit, check_budget, num_choices, subnet_keys
+from .workdir import claim_work_dir
 
 log = logging.getLogger("bnnas")
 
@@ -277,7 +278,7 @@ def write_md(path: Path, st: VerifyStats, cands: list[Candidate], head: str, lin
 
 # -- command line ----------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         description="Retrain the searched arch and N random archs of the same FLOPs budget on one short schedule "
                     "with S seeds, and say whether the search beats random on held-out (val) accuracy.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -295,10 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None, help="as tools/retrain.py (64 built-in data, 128 folder)")
     p.add_argument("--lr", type=float, default=None, help="peak LR, as tools/retrain.py")
     p.add_argument("--work-dir", default="runs/verify")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    p.add_argument("--device", type=cli.device, default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default 1 on built-in data on CPU)")
     p.add_argument("--workers", type=int, default=None, help="data loader workers (default 0 built-in, 8 folder)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    cli.add_debug(p)
     return p
 
 
@@ -326,19 +328,25 @@ def _retrain_config(args: argparse.Namespace, digits: bool, input_size: int):
 
 def run(args: argparse.Namespace) -> dict:
     import torch
+
+    _check_args(args)
+    arch0 = load_arch(args.arch)  # checked before anything is created or trained
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    work = Path(args.work_dir)
+    lock = claim_work_dir(work)  # lock, log.txt, crash leftovers
+    try:
+        return _run_locked(args, arch0, device, work)
+    finally:
+        lock.release()
+
+
+def _run_locked(args: argparse.Namespace, arch0: Arch, device, work: Path) -> dict:
+    import torch
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from .data import build_classification_data, is_builtin
-    from .pipeline import setup_logging
 
-    _check_args(args)
-    arch0 = load_arch(args.arch)  # checked before anything is created or trained
-    if args.device is not None and args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise BNNASError(f"--device {args.device}: no CUDA device is available here (use --device cpu)")
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    work = Path(args.work_dir)
-    setup_logging(work)
     digits = is_builtin(args.data)
     threads = args.threads if args.threads is not None else (1 if digits and device.type == "cpu" else None)
     if threads is not None:
@@ -354,12 +362,10 @@ def run(args: argparse.Namespace) -> dict:
     cfg = _retrain_config(args, digits, input_size)
     budget, budget_src = resolve_budget(arch, args.flops)
     cost = flops_table(arch.space)
-    if cost.of(arch.choices) > budget * (1 + 1e-9):
+    if cost.of(arch.choices) > budget_limit(budget):
         log.warning("the searched arch (%.2f MFLOPs) is over the budget of %.2f MFLOPs",
                     cost.of(arch.choices) / 1e6, budget / 1e6)
-    if cost.min_total > budget:
-        raise BNNASError(f"no arch of {arch.space.name} fits {budget / 1e6:.2f} MFLOPs (the smallest costs "
-                         f"{cost.min_total / 1e6:.2f})")
+    check_budget(cost, budget)
     randoms = draw_random_archs(arch, budget, args.random, args.sample_seed)
     cands = [Candidate("searched", arch, cost.of(arch.choices))]
     cands += [Candidate(f"random{i}", a, cost.of(a.choices)) for i, a in enumerate(randoms)]
@@ -404,12 +410,4 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .pipeline import format_error
-
-    args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except BNNASError as e:
-        print(f"error: {format_error(e)}", file=sys.stderr)
-        return 2
-    return 0
+    return cli.main(build_parser(), run, argv)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from bnnas.data import datasets as ds
-from bnnas.evidence import check_learning, layer_taus, seed_agreement
+from bnnas.evidence import bn_free_mask, check_learning, layer_taus, seed_agreement
 from bnnas.space import get_space
 from bnnas.supernet import Supernet
 from bnnas.train_supernet import init_branch_gammas
@@ -109,14 +109,9 @@ def test_gamma_init_closes_only_residual_branches():
         assert torch.all(bn.weight == (0.0 if residual else 1.0)), li
 
 
-def _bn_free(space):
-    return np.array([[op == "id" for op in l.choices] + [False] * (space.max_choices - len(l.choices))
-                     for l in space.layers])
-
-
 def test_untrained_supernet_warns_and_a_trained_one_does_not():
     space = get_space("spos-small-res")
-    free = _bn_free(space)
+    free = bn_free_mask(space)
     rng = np.random.default_rng(0)
     valid = np.array([[i < len(l.choices) for i in range(space.max_choices)] for l in space.layers])
     spread = np.where(free, 0.0, rng.uniform(0.0, 0.3, free.shape))
