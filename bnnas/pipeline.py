@@ -364,7 +364,9 @@ def _evidence_lines(s: dict) -> list[str]:
     lines.append(f"op scores spread >= 0.05 in {e['spread_layers']}/{e['searchable_layers']} searchable layers")
     if e["warning"]:
         lines.append(e["warning"])
-    lines += ["another seed: rerun with --seed 1 --work-dir DIR2, then: python tools/stability.py RUN_DIR DIR2",
+    lines += ["one run cannot say whether another seed would pick the same ops: until tools/stability.py on two or "
+              "more seeds says they agree, treat this architecture as one sample",
+              "another seed: rerun with --seed 1 --work-dir DIR2, then: python tools/stability.py RUN_DIR DIR2",
               "beats random?: python tools/verify.py --arch RUN_DIR/arch.json"]
     return lines
 

@@ -44,9 +44,16 @@ def plot_op_scores(scores: np.ndarray, choices: Sequence[Sequence[str]], path: P
     for l, layer in enumerate(choices):
         for c, op in enumerate(layer):
             grid[l, ops.index(op)] = scores[l, c]
+    fixed = [l for l, layer in enumerate(choices) if len(layer) == 1]
+    shown = grid.copy()
+    shown[fixed] = np.nan  # single-choice layers are not searched: keep their scale from hiding the searched ones
     fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(ops), 1.2 + 0.28 * len(choices)))
-    im = ax.imshow(grid, aspect="auto", cmap="magma")
-    fig.colorbar(im, ax=ax, label="mean |gamma| of last BN")
+    im = ax.imshow(shown, aspect="auto", cmap="magma")
+    fig.colorbar(im, ax=ax, label="mean |gamma| of last BN (searched layers)")
+    for l in fixed:
+        c = ops.index(choices[l][0])
+        ax.add_patch(plt.Rectangle((c - 0.5, l - 0.5), 1, 1, color="0.85"))
+        ax.text(c, l, f"fixed {grid[l, c]:.2f}", ha="center", va="center", fontsize=6)
     ax.set_xticks(range(len(ops)), ops)
     ax.set_yticks(range(len(choices)), [f"L{l}" for l in range(len(choices))])
     if picked is not None:
