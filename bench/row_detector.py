@@ -74,7 +74,7 @@ def _effdet(device, res: int, compile_: bool):
 
 
 def run(cfg, device: torch.device, devname: str) -> RowResult:
-    from bnnas.engine import autocast, build_optimizer
+    from bnnas.training.engine import autocast, build_optimizer
 
     B, res = cfg.det_batch, cfg.det_res
     torch.manual_seed(0)

@@ -20,10 +20,10 @@ BUDGET = 470e6
 
 def run(cfg) -> RowResult:
     from bnnas import get_space
-    from bnnas.flops import flops_table
-    from bnnas.indicator import bn_score_table
+    from bnnas.core.flops import flops_table
+    from bnnas.indicators.bn import bn_score_table
     from bnnas.search import evolutionary_search, exact_search, num_choices
-    from bnnas.supernet import Supernet
+    from bnnas.core.supernet import Supernet
 
     space = get_space("spos-imagenet")
     sup = Supernet(space)

@@ -67,7 +67,7 @@ def _compile_supernet_ops(net) -> None:
 
 
 def _path_macs(space, paths, res: int, device) -> list[float]:
-    from bnnas.supernet import Supernet
+    from bnnas.core.supernet import Supernet
 
     net = Supernet(space).eval()
     x = torch.zeros(1, 3, res, res)
@@ -77,7 +77,7 @@ def _path_macs(space, paths, res: int, device) -> list[float]:
 def _timm_model(device, channels_last: bool, bn_only: bool, compile_: bool):
     import timm
 
-    from bnnas.engine import build_optimizer
+    from bnnas.training.engine import build_optimizer
 
     model = timm.create_model("mobilenetv2_100", pretrained=False, num_classes=1000).to(device).train()
     if channels_last and device.type == "cuda":
@@ -95,10 +95,10 @@ def measure(cfg, device: torch.device) -> dict:
     """Run the interleaved measurement once; rows 1, 2 (and 4 for its comparison) read from the result."""
     from bnnas import get_space
     from bnnas.data import ClassificationData
-    from bnnas.engine import autocast
-    from bnnas.sampling import UniformSampler
-    from bnnas.supernet import Supernet
-    from bnnas.train_supernet import SupernetTrainConfig, SupernetTrainer
+    from bnnas.training.engine import autocast
+    from bnnas.core.sampling import UniformSampler
+    from bnnas.core.supernet import Supernet
+    from bnnas.training.supernet_trainer import SupernetTrainConfig, SupernetTrainer
 
     B, res = cfg.sn_batch, cfg.sn_res
     space = get_space("spos-imagenet")

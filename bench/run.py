@@ -29,12 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
 
-import torch  # noqa: E402
+import torch
 
-from util import RowResult, device_name, load_avg  # noqa: E402
+from util import RowResult, device_name, load_avg
 
 ROWS = (1, 2, 3, 4, 5, 6)
 META = {

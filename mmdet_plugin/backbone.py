@@ -14,11 +14,11 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from timm.layers import DropPath
 from timm.models._efficientnet_blocks import InvertedResidual
 
-from bnnas.arch import load_arch
-from bnnas.backbone_export import describe, load_backbone_state
-from bnnas.checkpoint import load_state_strict
+from bnnas.core.arch import load_arch
+from bnnas.export import describe, load_backbone_state
+from bnnas.outputs.checkpoint import load_state_strict
 from bnnas.errors import BNNASError
-from bnnas.subnet import SubNet
+from bnnas.core.subnet import SubNet
 from mmdet.registry import MODELS
 
 
@@ -31,7 +31,7 @@ NO_CHECKPOINT = ("the BN-NAS backbone needs pretrained weights: set backbone_che
 
 @MODELS.register_module()
 class BNNASBackbone(BaseModule):
-    """Stem + searched layers of a :class:`bnnas.subnet.SubNet`, returning one feature map per chosen stride level.
+    """Stem + searched layers of a :class:`bnnas.core.subnet.SubNet`, returning one feature map per chosen stride level.
 
     Args:
         arch: path to an ``arch.json``, a preset name (``bnnas-spos``, ``spos``, ``abs-fairnas``) or an arch dict.

@@ -1,12 +1,10 @@
 import os
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 # The suite runs on the small digits set: point the built-in default away from Fashion-MNIST (subprocesses inherit
 # this); the Fashion-MNIST tests name their source explicitly.

@@ -1,4 +1,4 @@
-"""tools/export_backbone.py and bnnas.backbone_export (no mmdet needed)."""
+"""tools/export_backbone.py and bnnas.export (no mmdet needed)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from bnnas.arch import load_arch
-from bnnas.backbone_export import BACKBONE_KIND, export_backbone, load_backbone_state
-from bnnas.checkpoint import atomic_save
+from bnnas.core.arch import load_arch
+from bnnas.export import BACKBONE_KIND, export_backbone, load_backbone_state
+from bnnas.outputs.checkpoint import atomic_save
 from bnnas.errors import BNNASError
-from bnnas.subnet import SubNet
+from bnnas.core.subnet import SubNet
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / "tools" / "export_backbone.py"

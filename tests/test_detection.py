@@ -15,13 +15,13 @@ mmdet = pytest.importorskip("mmdet.models", reason="mmdet not installed (pip ins
 from mmengine.config import Config  # noqa: E402
 
 import mmdet_plugin  # noqa: E402,F401  (registers the plugin)
-from bnnas.arch import Arch, load_arch  # noqa: E402
-from bnnas.backbone_export import export_backbone  # noqa: E402
-from bnnas.checkpoint import atomic_save  # noqa: E402
+from bnnas.core.arch import Arch, load_arch  # noqa: E402
+from bnnas.export import export_backbone  # noqa: E402
+from bnnas.outputs.checkpoint import atomic_save  # noqa: E402
 from bnnas.data.coco_synth import CLASSES, SynthConfig, make_coco_demo  # noqa: E402
 from bnnas.errors import BNNASError  # noqa: E402
-from bnnas.space import get_space  # noqa: E402
-from bnnas.subnet import SubNet  # noqa: E402
+from bnnas.core.space import get_space  # noqa: E402
+from bnnas.core.subnet import SubNet  # noqa: E402
 from mmdet.registry import DATASETS, MODELS  # noqa: E402
 from mmdet.utils import register_all_modules  # noqa: E402
 from mmdet_plugin import BiFPN, BNNASBackbone, EfficientDetHead  # noqa: E402

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from bnnas.data import datasets as ds
-from bnnas.evidence import bn_free_mask, check_learning, layer_taus, seed_agreement
-from bnnas.space import get_space
-from bnnas.supernet import Supernet
-from bnnas.train_supernet import init_branch_gammas
+from bnnas.trust.evidence import bn_free_mask, check_learning, layer_taus, seed_agreement
+from bnnas.core.space import get_space
+from bnnas.core.supernet import Supernet
+from bnnas.training.supernet_trainer import init_branch_gammas
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -151,7 +151,7 @@ def test_seed_agreement_on_hand_made_tables():
 
 
 def _fake_run(path: Path, choices, scores) -> Path:
-    from bnnas.arch import Arch, save_arch
+    from bnnas.core.arch import Arch, save_arch
 
     space = get_space("spos-small-res")
     path.mkdir()
@@ -162,7 +162,7 @@ def _fake_run(path: Path, choices, scores) -> Path:
 
 
 def test_stability_tool_on_run_dirs(tmp_path, capsys):
-    from bnnas.stability_cli import main
+    from bnnas.cli.stability import main
 
     space = get_space("spos-small-res")
     rng = np.random.default_rng(1)

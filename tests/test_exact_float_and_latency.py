@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from bnnas import BNNASError
-from bnnas.flops import CostTable
-from bnnas.indicator import ScoreTable
-from bnnas.latency import LatencyTable, latency_noise_warning, measure_latency_table
+from bnnas.core.flops import CostTable
+from bnnas.indicators.bn import ScoreTable
+from bnnas.core.latency import LatencyTable, latency_noise_warning, measure_latency_table
 from bnnas.search import check_budget, exact_search
 from bnnas.search.common import BUDGET_RTOL, budget_limit
-from bnnas.space import SpaceTable, build_space
+from bnnas.core.space import SpaceTable, build_space
 
 
 def _float_problem(seed: int, scale: float, L: int = 5, N: int = 4):
@@ -86,7 +86,7 @@ FAST = dict(block_seconds=0.0003, min_passes=3, max_passes=4, max_seconds=1.0, t
 
 
 def test_latency_table_has_spread_and_its_cache_round_trips(tmp_path, monkeypatch):
-    import bnnas.latency as lat
+    import bnnas.core.latency as lat
 
     space = _tiny_space()
     cache = tmp_path / "latency_table.json"

@@ -52,8 +52,8 @@ def test_device_augment_matches_pil_crop_resize(tmp_path):
 
 
 def test_supernet_trainer_consumes_raw_jpeg_batches(tmp_path):
-    from bnnas.supernet import Supernet
-    from bnnas.train_supernet import SupernetTrainConfig, SupernetTrainer
+    from bnnas.core.supernet import Supernet
+    from bnnas.training.supernet_trainer import SupernetTrainConfig, SupernetTrainer
 
     root = _jpeg_folder(tmp_path / "imgs")
     data = build_classification_data(root, input_size=32, decode="gpu")

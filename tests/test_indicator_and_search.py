@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from bnnas import BNNASError, get_space
-from bnnas.flops import CostTable, flops_table
-from bnnas.indicator import ScoreTable, bn_score_table
+from bnnas.core.flops import CostTable, flops_table
+from bnnas.indicators.bn import ScoreTable, bn_score_table
 from bnnas.search import check_budget, evolutionary_search, exact_search, num_choices, random_search
-from bnnas.supernet import Supernet
+from bnnas.core.supernet import Supernet
 
 
 def test_bn_indicator_matches_hand_computation():

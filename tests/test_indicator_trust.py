@@ -12,21 +12,21 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from bnnas import get_space
-from bnnas.accuracy_indicator import AccuracyIndicator
-from bnnas.bias import bias_picks, conv_share, free_layers, uniform_conv_share
-from bnnas.correlation import bootstrap_ci, parse_indicator_spec, seed_agreement, stratified_sample, study_data
-from bnnas.early_bird import EarlyBirdStopper
-from bnnas.early_bird_compare import compare_stop_vs_full, replay_stopper
-from bnnas.flops import flops_table
-from bnnas.indicator import ScoreTable, bn_score_table, build_indicator
-from bnnas.ops import last_bn
-from bnnas.rank_stats import average_ranks, correlation_report, kendall_tau, spearman_rho
+from bnnas.indicators.spos_accuracy import AccuracyIndicator
+from bnnas.trust.bias import bias_picks, conv_share, free_layers, uniform_conv_share
+from bnnas.trust.correlation import bootstrap_ci, parse_indicator_spec, seed_agreement, stratified_sample, study_data
+from bnnas.trust.early_bird import EarlyBirdStopper
+from bnnas.trust.early_bird_compare import compare_stop_vs_full, replay_stopper
+from bnnas.core.flops import flops_table
+from bnnas.indicators.bn import ScoreTable, bn_score_table, build_indicator
+from bnnas.core.ops import last_bn
+from bnnas.trust.rank_stats import average_ranks, correlation_report, kendall_tau, spearman_rho
 from bnnas.search import exact_search
-from bnnas.space import is_parameter_free
-from bnnas.subnet import SubNet
-from bnnas.arch import Arch
-from bnnas.supernet import Supernet
-from bnnas.zero_cost import hamming_kernel, naswot_from_codes, naswot_score, synflow_score
+from bnnas.core.space import is_parameter_free
+from bnnas.core.subnet import SubNet
+from bnnas.core.arch import Arch
+from bnnas.core.supernet import Supernet
+from bnnas.indicators.zero_cost import hamming_kernel, naswot_from_codes, naswot_score, synflow_score
 
 @pytest.fixture(autouse=True)
 def _one_thread():
@@ -261,7 +261,7 @@ def test_synflow_by_hand():
 def test_synflow_on_the_supernet_restores_it():
     space = get_space("spos-small")
     sup = Supernet(space)
-    from bnnas.train_supernet import configure_trainable
+    from bnnas.training.supernet_trainer import configure_trainable
 
     configure_trainable(sup, "bn")
     flags = [p.requires_grad for p in sup.parameters()]
@@ -297,7 +297,7 @@ def test_study_split_keeps_spos_heldout_out_of_training_and_val(digits):
 
 
 def test_tiny_end_to_end_study(tmp_path):
-    from bnnas.trust_cli import main
+    from bnnas.cli.trust import main
 
     out = tmp_path / "corr"
     rc = main(["rank", "--k", "3", "--proxy-epochs", "1", "--bn-epochs", "1", "--all-epochs", "1",
@@ -351,8 +351,8 @@ def test_tiny_end_to_end_study(tmp_path):
 def test_search_early_bird_stops_reruns_idempotently_and_matches_the_replay(tmp_path):
     """tools/search.py --early-bird end to end: it stops where the replay says, a re-run does not train on, and the
     comparison tool (fed the stopped run's history) names the arch search.py found."""
-    from bnnas.pipeline import main as search_main
-    from bnnas.trust_cli import main as trust_main
+    from bnnas.cli.search import main as search_main
+    from bnnas.cli.trust import main as trust_main
 
     wd = tmp_path / "eb"
     flags = ["--epochs", "4", "--early-bird", "--eb-threshold", "0", "--eb-patience", "1", "--search", "exact",

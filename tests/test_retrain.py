@@ -1,4 +1,4 @@
-"""tools/retrain.py and bnnas.retrain: accuracy on digits, SE and its cost tables, exact resume, checkpoints, errors.
+"""tools/retrain.py and bnnas.training.retrainer: accuracy on digits, SE and its cost tables, exact resume, checkpoints, errors.
 
 Runs single-threaded (a busy 2-core CPU runs tiny convs ~10x faster on one thread than on two) at 16px with the
 cheapest spos-small arch, so the whole file takes well under a minute on an idle machine.
@@ -17,13 +17,14 @@ import torch
 from torch.utils.data import Subset
 from torch.utils.flop_counter import FlopCounterMode
 
-from bnnas.arch import Arch, arch_from_dict, load_arch, save_arch
-from bnnas.checkpoint import atomic_save, load_checkpoint, load_state_strict
+from bnnas.core.arch import Arch, arch_from_dict, load_arch, save_arch
+from bnnas.outputs.checkpoint import atomic_save, load_checkpoint, load_state_strict
 from bnnas.data import ClassificationData, build_classification_data
-from bnnas.flops import flops_table, params_table
-from bnnas.retrain import BEST_NAME, LAST_NAME, RetrainConfig, Retrainer, main, model_cost
-from bnnas.space import get_space, parse_op
-from bnnas.subnet import SubNet
+from bnnas.core.flops import flops_table, params_table
+from bnnas.cli.retrain import main
+from bnnas.training.retrainer import BEST_NAME, LAST_NAME, RetrainConfig, Retrainer, model_cost
+from bnnas.core.space import get_space, parse_op
+from bnnas.core.subnet import SubNet
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / "tools" / "retrain.py"
@@ -109,7 +110,7 @@ def test_best_checkpoint_loads_into_subnet(trained, digits):
 
 
 def test_best_checkpoint_exports_as_backbone(trained, tmp_path):
-    from bnnas.backbone_export import export_backbone
+    from bnnas.export import export_backbone
 
     work, _, _ = trained
     meta = export_backbone(work / BEST_NAME, tmp_path / "backbone.pth")

@@ -22,13 +22,13 @@ from mmengine.registry import HOOKS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import mmdet_plugin  # noqa: E402,F401  (registers the plugin, the safe globals and the excepthook)
-from bnnas.arch import Arch  # noqa: E402
-from bnnas.backbone_export import export_backbone  # noqa: E402
-from bnnas.checkpoint import atomic_save  # noqa: E402
+from bnnas.core.arch import Arch  # noqa: E402
+from bnnas.export import export_backbone  # noqa: E402
+from bnnas.outputs.checkpoint import atomic_save  # noqa: E402
 from bnnas.data.coco_synth import SynthConfig, make_coco_demo  # noqa: E402
 from bnnas.errors import BNNASError  # noqa: E402
-from bnnas.space import get_space  # noqa: E402
-from bnnas.subnet import SubNet  # noqa: E402
+from bnnas.core.space import get_space  # noqa: E402
+from bnnas.core.subnet import SubNet  # noqa: E402
 from mmdet.utils import register_all_modules  # noqa: E402
 from mmdet_plugin.checkpoint_globals import runner_checkpoint_globals  # noqa: E402
 from mmdet_plugin.errors import plugin_message  # noqa: E402

@@ -25,14 +25,14 @@ import pytest
 import torch
 from PIL import Image
 
-from bnnas.arch import Arch, load_arch, save_arch
-from bnnas.checkpoint import atomic_save, atomic_write_text, load_checkpoint
+from bnnas.core.arch import Arch, load_arch, save_arch
+from bnnas.outputs.checkpoint import atomic_save, atomic_write_text, load_checkpoint
 from bnnas.errors import BNNASError
-from bnnas.pipeline import main as search_main
-from bnnas.retrain import main as retrain_main
-from bnnas.space import get_space
-from bnnas.trust_cli import main as trust_main
-from bnnas.workdir import LOCK_NAME, WorkDirLock, claim_work_dir, remove_stale_temp_files
+from bnnas.cli.search import main as search_main
+from bnnas.cli.retrain import main as retrain_main
+from bnnas.core.space import get_space
+from bnnas.cli.trust import main as trust_main
+from bnnas.outputs.workdir import LOCK_NAME, WorkDirLock, claim_work_dir, remove_stale_temp_files
 
 ROOT = Path(__file__).resolve().parents[1]
 SEARCH, RETRAIN = ROOT / "tools" / "search.py", ROOT / "tools" / "retrain.py"
@@ -234,9 +234,9 @@ def test_retrain_resume_refuses_other_data_root(tmp_path, capsys):
 
 
 def test_latency_budget_that_binds_and_corrupt_cache(reference, data, tmp_path, capsys):
-    from bnnas.indicator import bn_score_table
-    from bnnas.latency import measure_latency_table
-    from bnnas.train_supernet import load_supernet
+    from bnnas.indicators.bn import bn_score_table
+    from bnnas.core.latency import measure_latency_table
+    from bnnas.training.supernet_trainer import load_supernet
 
     logging.getLogger("bnnas").handlers.clear()  # earlier in-process runs' handlers write to closed streams
     supernet, _ = load_supernet(reference / "supernet.pth")
@@ -341,7 +341,7 @@ def test_debug_shows_the_traceback(tmp_path):
 
 # -- export and make_coco_demo never overwrite what they did not make --------------------------------------------------
 def test_export_refuses_its_input_and_existing_out(tmp_path, capsys):
-    from bnnas.subnet import SubNet
+    from bnnas.core.subnet import SubNet
 
     arch = load_arch("bnnas-spos")
     atomic_save({"kind": "subnet", "state_dict": SubNet(arch).state_dict(), "arch": arch.to_dict(), "se": False},
@@ -436,9 +436,9 @@ def test_atomic_writes_honour_the_umask(tmp_path, mask):
 def test_finished_checkpoint_is_written_last_and_resume_repairs_op_scores(tmp_path, digits, monkeypatch):
     from torch.utils.data import Subset
 
-    from bnnas import train_supernet as ts
+    import bnnas.training.supernet_trainer as ts
     from bnnas.data import ClassificationData
-    from bnnas.supernet import Supernet
+    from bnnas.core.supernet import Supernet
 
     small = ClassificationData("digits", Subset(digits.train, range(8)), digits.val, 10, 32)
     make = lambda: ts.SupernetTrainer(  # noqa: E731

@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from bnnas import load_arch
-from bnnas.flops import flops_table
-from bnnas.pipeline import main
-from bnnas.train_supernet import load_supernet
-from bnnas.indicator import bn_score_table
+from bnnas.core.flops import flops_table
+from bnnas.cli.search import main
+from bnnas.training.supernet_trainer import load_supernet
+from bnnas.indicators.bn import bn_score_table
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 

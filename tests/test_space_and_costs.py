@@ -8,10 +8,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from bnnas import Arch, BNNASError, get_space, load_arch, save_arch
-from bnnas.flops import flops_table, params_table
-from bnnas.space import MBCONV_OPS, PRESETS
-from bnnas.subnet import SubNet
-from bnnas.supernet import Supernet
+from bnnas.core.flops import flops_table, params_table
+from bnnas.core.space import MBCONV_OPS, PRESETS
+from bnnas.core.subnet import SubNet
+from bnnas.core.supernet import Supernet
 
 
 def test_spos_imagenet_space_matches_spec():
@@ -100,7 +100,7 @@ def test_missing_arch_file(tmp_path):
 
 
 def test_supernet_path_equals_subnet_with_inherited_weights():
-    from bnnas.subnet import subnet_state_from_supernet
+    from bnnas.core.subnet import subnet_state_from_supernet
 
     space = get_space("spos-small")
     torch.manual_seed(0)

@@ -8,9 +8,9 @@ from torch.utils.data import Subset
 
 from bnnas import BNNASError, get_space
 from bnnas.data import ClassificationData
-from bnnas.sampling import FairSampler, UniformSampler
-from bnnas.supernet import Supernet
-from bnnas.train_supernet import SupernetTrainConfig, SupernetTrainer, configure_trainable
+from bnnas.core.sampling import FairSampler, UniformSampler
+from bnnas.core.supernet import Supernet
+from bnnas.training.supernet_trainer import SupernetTrainConfig, SupernetTrainer, configure_trainable
 
 
 def _small_data(digits, n=256):

@@ -1,4 +1,4 @@
-"""tools/verify.py and bnnas.verify: statistics on hand-made accuracies, the random-arch draw, and one tiny CLI run with
+"""tools/verify.py and bnnas.trust.verify: statistics on hand-made accuracies, the random-arch draw, and one tiny CLI run with
 its resume. The CLI run trains 3 cheap spos-small archs (<= 4 MFLOPs) for 1 epoch on 64 digits (single-threaded)."""
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ import pytest
 import torch
 from scipy import stats
 
-from bnnas.arch import Arch, save_arch
+from bnnas.core.arch import Arch, save_arch
 from bnnas.errors import BNNASError
-from bnnas.flops import flops_table
-from bnnas.space import get_space
-from bnnas.verify import arch_stats, draw_random_archs, fmt_ci, main, summarize
+from bnnas.core.flops import flops_table
+from bnnas.core.space import get_space
+from bnnas.cli.verify import main
+from bnnas.trust.verify import arch_stats, draw_random_archs, fmt_ci, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / "tools" / "verify.py"

@@ -8,11 +8,9 @@
 """
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bnnas.trust_cli import main  # noqa: E402
+from bnnas.cli.trust import main
 
 if __name__ == "__main__":
     sys.exit(main())

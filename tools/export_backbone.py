@@ -14,12 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bnnas import cli  # noqa: E402
-from bnnas.backbone_export import export_backbone  # noqa: E402
+import bnnas.cli.common as cli
+from bnnas.export import export_backbone
 
 
 def export(a: argparse.Namespace) -> None:

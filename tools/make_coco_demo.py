@@ -12,12 +12,11 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bnnas import cli  # noqa: E402
-from bnnas.data.coco_check import check_coco  # noqa: E402
-from bnnas.data.coco_synth import SPLITS, SynthConfig, make_coco_demo  # noqa: E402
-from bnnas.workdir import claim_output_dir  # noqa: E402
+import bnnas.cli.common as cli
+from bnnas.data.coco_check import check_coco
+from bnnas.data.coco_synth import SPLITS, SynthConfig, make_coco_demo
+from bnnas.outputs.workdir import claim_output_dir
 
 MARKER = ".bnnas_coco_demo"  # lets a re-run recognise (and rewrite) a dir this tool made
 OWNED = ("annotations", *(f"{s}2017" for s in SPLITS))

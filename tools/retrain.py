@@ -7,11 +7,9 @@ batch). Writes last.pth (resume), best.pth (best val top-1), metrics.json, train
 """
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bnnas.retrain import main  # noqa: E402
+from bnnas.cli.retrain import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -5,11 +5,9 @@ Multi-GPU: ``torchrun --nproc-per-node 8 tools/search.py --data /data/imagenet .
 """
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bnnas.pipeline import main  # noqa: E402
+from bnnas.cli.search import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,11 +7,9 @@ and verify.png into --work-dir (default runs/verify); a killed run resumes, fini
 """
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bnnas.verify import main  # noqa: E402
+from bnnas.cli.verify import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import BNNASError
+from bnnas.errors import BNNASError
 
 BOX_TOLERANCE = 1.0  # pixels a box may overhang the image (rounding in annotation tools)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..errors import BNNASError
+from bnnas.errors import BNNASError
 
 CLASSES: tuple[str, ...] = tuple(str(i) for i in range(10))
 """Category names in id order (category id = digit + 1; COCO ids start at 1)."""
@@ -166,7 +166,7 @@ def make_coco_demo(out_dir: str | Path, cfg: SynthConfig | None = None) -> dict:
             "categories": [{"id": i + 1, "name": name, "supercategory": "digit"} for i, name in enumerate(CLASSES)],
         }
         ann_path = out / "annotations" / f"instances_{split}2017.json"
-        from ..checkpoint import atomic_write_text
+        from bnnas.outputs.checkpoint import atomic_write_text
 
         atomic_write_text(ann_path, json.dumps(coco))
         summary[split] = {"images": len(images), "boxes": len(anns), "ann_file": str(ann_path)}

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, Subset
 
-from ..errors import BNNASError
+from bnnas.errors import BNNASError
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -238,7 +238,7 @@ def _build(data, input_size, holdout, seed, decode) -> ClassificationData:
     train = Subset(train_full, keep.tolist()) if holdout else train_full
     collate_fn = device_transform = None
     if decode == "gpu":
-        from .gpu_decode import GpuJpegAugment, JpegBytesDataset, collate_jpeg
+        from bnnas.data.gpu_decode import GpuJpegAugment, JpegBytesDataset, collate_jpeg
 
         raw = JpegBytesDataset(train_full.samples, scale=(0.08, 1.0), hflip=0.5)
         train = Subset(raw, keep.tolist()) if holdout else raw

@@ -6,7 +6,7 @@ import hashlib
 import os
 from typing import Any
 
-from .datasets import ClassificationData
+from bnnas.data.datasets import ClassificationData
 
 
 def _base(ds: Any) -> Any:

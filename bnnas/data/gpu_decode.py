@@ -13,7 +13,7 @@ The CPU path (timm transforms on PIL images in DataLoader workers) decodes and c
   normalises on the device, returning a float batch in channels_last.
 
 ``build_classification_data(..., decode='gpu')`` wires these into :class:`~bnnas.data.ClassificationData`
-(``collate_fn`` and ``device_transform``), which :class:`~bnnas.train_supernet.SupernetTrainer` honours. The same
+(``collate_fn`` and ``device_transform``), which :class:`~bnnas.training.supernet_trainer.SupernetTrainer` honours. The same
 classes run on the CPU (``device='cpu'``: torchvision's libjpeg-turbo decode in the main process), which the
 benchmark uses to compare decoders on machines without a GPU.
 """
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from ..errors import BNNASError
+from bnnas.errors import BNNASError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -7,9 +7,9 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import BNNASError
-from ..flops import CostTable
-from ..space import SearchSpace
+from bnnas.errors import BNNASError
+from bnnas.core.flops import CostTable
+from bnnas.core.space import SearchSpace
 
 
 @dataclass

@@ -12,8 +12,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..flops import CostTable
-from .common import FeasibleSampler, SearchResult, budget_limit, check_budget, subnet_keys, take_unseen
+from bnnas.core.flops import CostTable
+from bnnas.search.common import FeasibleSampler, SearchResult, budget_limit, check_budget, subnet_keys, take_unseen
 
 
 def _take_new(cands: np.ndarray, cost: CostTable, budget: float, seen: set, n: int, base: int) -> list[np.ndarray]:

@@ -17,9 +17,9 @@ import time
 
 import numpy as np
 
-from ..flops import CostTable
-from ..indicator import ScoreTable
-from .common import SearchResult, budget_limit, check_budget
+from bnnas.core.flops import CostTable
+from bnnas.indicators.bn import ScoreTable
+from bnnas.search.common import SearchResult, budget_limit, check_budget
 
 # Score sums of ~L terms are off by ~L * 1.1e-16 of the score magnitude; paths within this relative margin of the
 # incumbent are kept so that rounding never prunes the optimum.

@@ -7,8 +7,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..flops import CostTable
-from .common import SearchResult, check_budget, sample_under_budget
+from bnnas.core.flops import CostTable
+from bnnas.search.common import SearchResult, check_budget, sample_under_budget
 
 
 def random_search(scorer: Callable[[np.ndarray], np.ndarray], cost: CostTable, budget: float, n_choices: np.ndarray,

@@ -1,0 +1,1 @@
+"""The command-line layer: shared argument types and error handling, and one module per subcommand."""

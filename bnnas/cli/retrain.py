@@ -1,0 +1,154 @@
+"""``bnnas retrain`` / ``tools/retrain.py``: retrain a searched architecture from scratch and evaluate it."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from pathlib import Path
+
+import torch
+
+import bnnas.cli.common as cli
+from bnnas.core.arch import load_arch
+from bnnas.data import build_classification_data, is_builtin
+from bnnas.errors import BNNASError
+from bnnas.outputs.checkpoint import load_checkpoint
+from bnnas.outputs.workdir import claim_work_dir
+from bnnas.training.distributed import init_distributed
+from bnnas.training.retrainer import (DIGITS_EPOCHS, FULL_EPOCHS, LAST_NAME, RetrainConfig, Retrainer,
+                                      describe_arch, log, model_cost)
+
+
+# -- command line ----------------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = cli.ArgumentParser(
+        description="Retrain a searched architecture from scratch (SPEC section 5 recipe) and evaluate top-1/top-5.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = p.add_argument_group("model and data")
+    g.add_argument("--arch", required=True,
+                   help="arch.json from tools/search.py, or a preset: bnnas-spos, spos, abs-fairnas")
+    g.add_argument("--se", action="store_true", help="add squeeze-excitation to every MBConv (the paper's +SE model)")
+    g.add_argument("--data", default=None, help="ImageNet-style folder (train/<class>/, val/<class>/); "
+                   "default: built-in digits")
+    g.add_argument("--input-size", type=cli.int_at_least(8), default=None,
+                   help="training/eval resolution (default: the arch's space, e.g. 32 spos-small, 224 spos-imagenet)")
+    g = p.add_argument_group("recipe")
+    g.add_argument("--epochs", type=cli.positive_int, default=None,
+                   help=f"default {FULL_EPOCHS} (SPEC) for --data, {DIGITS_EPOCHS} for the built-in digits")
+    g.add_argument("--batch-size", type=cli.positive_int, default=None,
+                   help="per process (default 128 for --data, 64 digits)")
+    g.add_argument("--lr", type=cli.positive_float, default=None,
+                   help="peak LR (default 0.5 x global batch / 1024 for --data; 0.2 for the digits)")
+    g.add_argument("--warmup-epochs", type=cli.nonneg_float, default=None, help="default min(5, 10%% of epochs)")
+    g.add_argument("--schedule", choices=["cosine", "linear"], default="cosine",
+                   help="decay after warm-up: cosine (paper) or linear (official code)")
+    g.add_argument("--weight-decay", type=cli.nonneg_float, default=4e-5, help="on conv/FC weights only")
+    g.add_argument("--label-smoothing", type=cli.nonneg_float, default=0.1)
+    g.add_argument("--dropout", type=cli.nonneg_float, default=0.2)
+    g.add_argument("--grad-clip", type=cli.nonneg_float, default=5.0, help="gradient-norm clip (0 = off)")
+    g.add_argument("--ema", action="store_true", help="keep a timm ModelEmaV3 average; evaluate and save it as best")
+    g.add_argument("--ema-decay", type=cli.unit_float, default=0.9998)
+    g = p.add_argument_group("run")
+    g.add_argument("--work-dir", default="runs/retrain")
+    g.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CKPT",
+                   help="resume from CKPT, or (no value) from WORK_DIR/last.pth, failing if it is absent; without "
+                   "--resume an existing WORK_DIR/last.pth is resumed automatically")
+    g.add_argument("--no-resume", action="store_true", help="refuse to resume (error if the work dir has a run)")
+    g.add_argument("--ckpt-every", type=cli.nonneg_int, default=0, help="also write last.pth every N steps")
+    g.add_argument("--workers", type=cli.nonneg_int, default=None,
+                   help="data loader workers (default 0 digits, 8 folder)")
+    g.add_argument("--threads", type=cli.positive_int, default=None,
+                   help="CPU threads for torch (default: 1 for the built-in digits on CPU -- their tiny convs gain "
+                   "little from more threads and run 5-10x slower with 2 threads on a busy shared CPU; "
+                   "torch's choice otherwise)")
+    g.add_argument("--seed", type=cli.nonneg_int, default=0)
+    g.add_argument("--device", type=cli.device, default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    g.add_argument("--no-amp", action="store_true", help="no bf16 autocast on GPU")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    cli.add_debug(g)
+    return p
+
+
+def config_from_args(args: argparse.Namespace, digits: bool, world_size: int, input_size: int) -> RetrainConfig:
+    batch = args.batch_size if args.batch_size is not None else (64 if digits else 128)
+    lr = args.lr if args.lr is not None else (0.2 if digits else None)
+    return RetrainConfig(
+        epochs=args.epochs if args.epochs is not None else (DIGITS_EPOCHS if digits else FULL_EPOCHS),
+        batch_size=batch, lr=lr, warmup_epochs=args.warmup_epochs, schedule=args.schedule,
+        weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, dropout=args.dropout,
+        grad_clip=args.grad_clip, se=args.se, ema=args.ema, ema_decay=args.ema_decay, input_size=input_size,
+        seed=args.seed, world_size=world_size,
+        workers=args.workers if args.workers is not None else (0 if digits else 8), amp=not args.no_amp,
+        ckpt_every=args.ckpt_every)
+
+
+def run(args: argparse.Namespace) -> dict:
+    with contextlib.ExitStack() as stack:  # releases the work-dir lock however the run ends
+        return _run(args, stack)
+
+
+def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
+    if args.resume is not None and args.no_resume:
+        raise BNNASError("--resume and --no-resume contradict each other")
+    arch = load_arch(args.arch)  # checked before anything is created or trained
+    work_dir = Path(args.work_dir)
+    if args.resume not in (None, "auto") and not Path(args.resume).is_file():
+        raise BNNASError(f"--resume checkpoint not found: {args.resume}")
+    if args.resume == "auto" and not (work_dir / LAST_NAME).is_file():  # checked again under the lock
+        raise BNNASError(f"--resume: no {LAST_NAME} in {work_dir}")
+    if args.no_resume and (work_dir / LAST_NAME).is_file():
+        raise BNNASError(f"{work_dir / LAST_NAME} exists and --no-resume was given; choose another --work-dir")
+    dist, device = init_distributed(args.device)
+    digits = is_builtin(args.data)
+    threads = args.threads if args.threads is not None else (1 if digits and device.type == "cpu" else None)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    input_size = args.input_size or arch.space.input_size
+    data = build_classification_data(args.data, input_size, 0, args.seed)
+    searched_classes = arch.space.num_classes
+    if arch.space.num_classes != data.num_classes:
+        arch = load_arch(args.arch, num_classes=data.num_classes)
+    cfg = config_from_args(args, digits, dist.world_size, input_size)
+    trainer = Retrainer(arch, data, cfg, work_dir, device, dist, show_progress=not args.quiet)  # validates cfg
+
+    # everything checked: only now the work dir is created, locked and logged to
+    lock = claim_work_dir(work_dir, dist.is_main, dist.enabled)  # lock, log.txt, crash leftovers
+    if lock is not None:
+        stack.callback(lock.release)
+    if searched_classes != data.num_classes:
+        log.info("arch %s was searched for %d classes; retraining with a %d-class classifier for %r",
+                 arch.space.name, searched_classes, data.num_classes, data.name)
+    if digits and input_size > 64:
+        log.warning("training the 8x8 digits upscaled to %dpx (the %s space's size) is slow on CPU; "
+                    "--input-size 32 is enough for them", input_size, arch.space.name)
+    resume_from: Path | None = None
+    if args.resume not in (None, "auto"):
+        resume_from = Path(args.resume)
+    elif (work_dir / LAST_NAME).is_file():
+        if args.no_resume:
+            raise BNNASError(f"{work_dir / LAST_NAME} exists and --no-resume was given; choose another --work-dir")
+        resume_from = work_dir / LAST_NAME
+    elif args.resume == "auto":
+        raise BNNASError(f"--resume: no {LAST_NAME} in {work_dir}")
+    ckpt = load_checkpoint(resume_from, kind="subnet") if resume_from is not None else None
+    flops, params = model_cost(arch, cfg.se)
+    log.info("retraining %s%s: %.2f MFLOPs at %dpx, %.3f M params; %d epochs x %d steps, global batch %d, "
+             "peak LR %.4g (%s), on %s x%d", describe_arch(arch), " +SE" if cfg.se else "", flops / 1e6,
+             arch.space.input_size, params / 1e6, cfg.epochs, trainer.steps_per_epoch, cfg.batch_size * dist.world_size,
+             cfg.peak_lr(), cfg.schedule, device, dist.world_size)
+    trainer.fit(resume_from, ckpt)
+    if not dist.is_main:
+        return {}
+    trainer.write_metrics()
+    s = trainer.summary()
+    fl = f"{s['flops_m']:.2f} MFLOPs at {s['flops_resolution']}px"
+    if s["input_size"] != s["flops_resolution"]:
+        fl += f" ({s['flops_m_at_input_size']:.2f} at {s['input_size']}px)"
+    print(f"retrain done: best top-1 {100 * s['best_top1']:.2f}% (top-5 {100 * s['best_top5']:.2f}%, epoch "
+          f"{s['best_epoch']}/{s['epochs']}) on {s['data']} | params {s['params_m']:.3f} M | {fl} | "
+          f"{s['seconds']:.0f}s | {trainer.best_path}")
+    return s
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.main(build_parser(), run, argv)

@@ -1,0 +1,369 @@
+"""``tools/correlation.py``: can the indicator be trusted on this data? Three analyses, one command each.
+
+* ``rank`` (default) -- Kendall tau / Spearman rho of each indicator against from-scratch accuracy of K subnets;
+* ``early-bird`` -- the arch ``--early-bird`` would pick vs the arch after the full schedule (takes tools/search.py's
+  flags, since it must train exactly what search.py trains);
+* ``bias`` -- share of conv ops the BN indicator picks in the biased vs the unbiased (BNNAS++) space
+  (also ``tools/bias.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import bnnas.cli.common as cli
+from bnnas.outputs.checkpoint import atomic_write_text
+from bnnas.data.datasets import BUILTIN_DATASETS, is_builtin
+from bnnas.errors import BNNASError
+
+log = logging.getLogger("bnnas")
+
+COMMANDS = ("rank", "early-bird", "bias")
+_EXIT = contextlib.ExitStack()  # work-dir locks taken by the running command, released by main()
+
+
+def _common(p: argparse.ArgumentParser, work_dir: str) -> None:
+    g = p.add_argument_group("run")
+    g.add_argument("--work-dir", default=work_dir)
+    g.add_argument("--seed", type=cli.nonneg_int, default=0)
+    g.add_argument("--device", type=cli.device, default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    g.add_argument("--threads", type=cli.nonneg_int, default=1,
+                   help="torch CPU threads (0: torch's choice). 1 by default: on a small shared machine more "
+                        "threads per process were several times slower; raise it on an idle many-core CPU")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    cli.add_debug(g)
+
+
+def _proxy_args(p: argparse.ArgumentParser) -> None:
+    from bnnas.training.proxy import ProxyConfig
+
+    d = ProxyConfig()
+    g = p.add_argument_group("from-scratch proxy training (the ground truth)")
+    g.add_argument("--proxy-epochs", type=cli.positive_int, default=d.epochs)
+    g.add_argument("--proxy-batch", type=cli.positive_int, default=d.batch_size)
+    g.add_argument("--proxy-lr", type=cli.positive_float, default=d.lr)
+    g.add_argument("--proxy-repeats", type=cli.positive_int, default=d.repeats,
+                   help="seeds per subnet, accuracies averaged")
+
+
+def _proxy_cfg(args):
+    from bnnas.training.proxy import ProxyConfig
+
+    return ProxyConfig(epochs=args.proxy_epochs, batch_size=args.proxy_batch, lr=args.proxy_lr,
+                       repeats=args.proxy_repeats, seed=args.seed)
+
+
+def rank_parser() -> argparse.ArgumentParser:
+    from bnnas.trust.correlation import DEFAULT_INDICATORS
+
+    p = cli.ArgumentParser(
+        prog="correlation.py rank", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Rank correlation of indicators with from-scratch accuracy of K subnets spread over the FLOPs "
+                    "range. Multi-GPU: torchrun --nproc-per-node N tools/correlation.py rank ... shards the K "
+                    "trainings over the ranks.")
+    g = p.add_argument_group("data and subnets")
+    g.add_argument("--data", default=None, help="fashion-mnist, digits or an ImageNet-style folder; default: Fashion-MNIST if installed, else digits")
+    g.add_argument("--space", default=None, help="search space (default: spos-small for digits, spos-imagenet else)")
+    g.add_argument("--k", type=cli.int_at_least(2), default=8, help="subnets to train from scratch")
+    g.add_argument("--max-flops", type=cli.positive_float, default=None, help="sample subnets up to this many MFLOPs")
+    g.add_argument("--holdout", type=cli.nonneg_int, default=None,
+                   help="training images held out for spos-acc (default: 300 digits, 10000 folder)")
+    g.add_argument("--limit-train", type=cli.positive_int, default=None,
+                   help="train supernets and subnets on only this many training images (quick checks)")
+    _proxy_args(p)
+    g = p.add_argument_group("supernets and indicators")
+    g.add_argument("--indicators", default=",".join(DEFAULT_INDICATORS),
+                   help="comma list of name@bn / name@bnall / name@all / name@init (the indicator reads the BN-only "
+                        "supernet with --bn-params, the BN-only one with every BN trained, the all-parameters one -- "
+                        "so bn@all is the BN indicator of the all-parameters supernet -- or the untrained one) and "
+                        "flops (a baseline)")
+    g.add_argument("--bn-epochs", type=cli.positive_int, default=10, help="BN-only supernet epochs (paper: 10)")
+    g.add_argument("--all-epochs", type=cli.positive_int, default=10, help="all-parameters supernet epochs")
+    g.add_argument("--supernet-batch", type=cli.positive_int, default=None, help="default 32 digits, 256 folder")
+    g.add_argument("--supernet-lr", type=cli.positive_float, default=None,
+                   help="peak LR of both supernets (default: tools/search.py's rule, 0.8 x global batch / 1024, >= 0.05)")
+    g.add_argument("--bn-params", choices=["last", "all"], default="last",
+                   help="which BNs train in the @bn supernet (@bnall always trains all)")
+    g.add_argument("--gamma-init", type=cli.nonneg_float, default=1.0,
+                   help="initial gamma of each residual candidate's indicator BN in the BN-only supernets "
+                        "(1: paper; 0: tools/search.py's small-data recipe)")
+    g.add_argument("--bootstrap", type=cli.nonneg_int, default=2000,
+                   help="bootstrap resamples for the 95%% CIs of tau and rho (0: none)")
+    g.add_argument("--supernet-bn", default=None, help="reuse a BN-only supernet checkpoint")
+    g.add_argument("--supernet-all", default=None, help="reuse an all-parameters supernet checkpoint")
+    g.add_argument("--spos-calib-batches", type=cli.positive_int, default=10,
+                   help="BN recalibration batches for spos-acc")
+    g.add_argument("--workers", type=cli.nonneg_int, default=None,
+                   help="data loader workers (default 0 digits, 8 folder)")
+    _common(p, "runs/correlation")
+    return p
+
+
+def early_bird_parser() -> argparse.ArgumentParser:
+    from bnnas.cli.search import build_parser
+
+    p = build_parser()
+    p.prog = "correlation.py early-bird"
+    p.description = ("Train the full schedule once with tools/search.py's settings, replay --early-bird's stopper on "
+                     "the per-epoch op scores, and compare the exact-search arch at the stop epoch with the one at "
+                     "the end. Takes every tools/search.py flag (--early-bird itself is implied).")
+    p.set_defaults(work_dir="runs/early-bird")
+    g = p.add_argument_group("early-bird comparison")
+    g.add_argument("--scores", default=None,
+                   help="analyse an existing full-schedule history (op_scores.json or supernet.pth) instead of training")
+    g.add_argument("--retrain", action="store_true", help="also train both archs from scratch (proxy schedule)")
+    p.set_defaults(threads=1)  # tools/search.py's --threads, with this tool's single-thread default
+    _proxy_args(p)
+    return p
+
+
+def bias_parser() -> argparse.ArgumentParser:
+    p = cli.ArgumentParser(
+        prog="bias.py", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Train a BN-only supernet in the biased (BN-NAS) and the unbiased (BNNAS++: BN after every "
+                    "candidate) form of the same space and report the share of conv ops the search picks.")
+    p.add_argument("--data", default=None, help="fashion-mnist, digits or an ImageNet-style folder; default: Fashion-MNIST if installed, else digits")
+    p.add_argument("--biased-space", default="biased-small")
+    p.add_argument("--unbiased-space", default="unbiased-small")
+    p.add_argument("--epochs", type=cli.positive_int, default=10)
+    p.add_argument("--batch-size", type=cli.positive_int, default=None, help="default 32 digits, 256 folder")
+    p.add_argument("--bn-params", choices=["last", "all"], default="last")
+    p.add_argument("--indicator", default="bn", help="additive indicator used by the exact search")
+    p.add_argument("--budgets", type=cli.positive_float_list, default=None,
+                   help="comma list of MFLOPs budgets (default: spread over the range)")
+    p.add_argument("--supernet-biased", default=None, help="reuse a trained biased-space supernet")
+    p.add_argument("--supernet-unbiased", default=None, help="reuse a trained unbiased-space supernet")
+    p.add_argument("--retrain", action="store_true",
+                   help="also train the two archs picked at the space's default budget from scratch (proxy schedule)")
+    _proxy_args(p)
+    _common(p, "runs/bias")
+    return p
+
+
+def _decode_kw(data) -> dict:
+    return {"collate_fn": getattr(data, "collate_fn", None), "device_transform": getattr(data, "device_transform", None)}
+
+
+def _setup(args, work_dir: Path):
+    from bnnas.training.distributed import init_distributed
+
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    return init_distributed(args.device)
+
+
+def _claim(work_dir: Path, dist) -> None:
+    """Lock the work dir (held until main() returns) and log into it; called once the inputs have been checked."""
+    from bnnas.outputs.workdir import claim_work_dir
+
+    lock = claim_work_dir(work_dir, dist.is_main, dist.enabled)
+    if lock is not None:
+        _EXIT.callback(lock.release)
+
+
+# -- rank --------------------------------------------------------------------------------------------------------------
+def run_rank(args) -> dict | None:
+    from bnnas.trust.correlation import StudyConfig, SupernetSpec, print_table, run_study, study_data
+    from bnnas.data import build_classification_data
+    from bnnas.core.space import get_space
+
+    work_dir = Path(args.work_dir)
+    dist, device = _setup(args, work_dir)
+    space_name = args.space or ("spos-small" if args.data is None else "spos-imagenet")
+    probe = get_space(space_name)
+    if not is_builtin(args.data) and not (Path(args.data) / "val").is_dir():
+        raise BNNASError(f"{args.data} has no val/ folder: the ranking study measures its ground truth on val/, which "
+                         "must not overlap the training images the supernets and the spos-acc indicator use")
+    base = build_classification_data(args.data, probe.input_size, 0, args.seed)
+    holdout = args.holdout if args.holdout is not None else (300 if base.name in BUILTIN_DATASETS else 10000)
+    data = study_data(base, holdout, args.seed, limit_train=args.limit_train)
+    space = get_space(space_name, data.num_classes)
+    batch = args.supernet_batch if args.supernet_batch is not None else (32 if base.name in BUILTIN_DATASETS else 256)
+    workers = args.workers if args.workers is not None else (0 if base.name in BUILTIN_DATASETS else 8)
+    proxy = _proxy_cfg(args)
+    proxy.workers = workers
+    cfg = StudyConfig(
+        k=args.k, seed=args.seed, indicators=tuple(s.strip() for s in args.indicators.split(",") if s.strip()),
+        proxy=proxy, max_flops=args.max_flops, spos_calib_batches=args.spos_calib_batches,
+        bootstrap_resamples=args.bootstrap,
+        bn=SupernetSpec("bn", args.bn_epochs, batch, lr=args.supernet_lr, bn_params=args.bn_params, seed=args.seed,
+                        checkpoint=args.supernet_bn, workers=workers, gamma_init=args.gamma_init),
+        bnall=SupernetSpec("bn", args.bn_epochs, batch, lr=args.supernet_lr, bn_params="all", seed=args.seed,
+                           workers=workers, gamma_init=args.gamma_init),
+        all=SupernetSpec("all", args.all_epochs, batch, lr=args.supernet_lr, seed=args.seed,
+                         checkpoint=args.supernet_all, workers=workers))
+    _claim(work_dir, dist)
+    doc = run_study(space, data, cfg, work_dir, device, dist, quiet=args.quiet)
+    if doc is not None:
+        print(f"\nranking study: {space.name}, K={cfg.k}, {doc['wall_seconds']:.0f}s -> {work_dir / 'correlation.json'}")
+        print(print_table(doc))
+    return doc
+
+
+# -- early-bird ------------------------------------------------------------------------------------------------------
+def run_early_bird(args) -> dict | None:
+    import bnnas.trust.early_bird_compare as ebc
+    from bnnas.data import build_classification_data
+    from bnnas.core.space import get_space
+
+    work_dir = Path(args.work_dir)
+    dist, device = _setup(args, work_dir)
+    _claim(work_dir, dist)
+    t0 = time.perf_counter()
+    if args.scores:
+        space_name, tables = ebc.load_history(args.scores)
+        space_name = args.space or space_name
+        if space_name is None:
+            raise BNNASError(f"{args.scores} does not say which space it is from; pass --space")
+        train_info = {"source": str(args.scores)}
+        data = None
+    else:
+        from bnnas.cli.search import _train_or_load, resolve_recipe
+
+        args.recipe = getattr(args, "recipe", None) or "paper"  # this study compares against the paper's recipe
+        args = resolve_recipe(args)
+        space_name = args.space
+        probe = get_space(space_name)
+        data = build_classification_data(args.data, probe.input_size, args.holdout, args.seed,
+                                         limit_train=args.limit_train)  # as tools/search.py trains
+        args.early_bird = False  # the full schedule; the stop is replayed below
+        _, train_info = _train_or_load(args, get_space(space_name, data.num_classes), data, device, dist, work_dir)
+        if not dist.is_main:
+            return None
+        from bnnas.training.supernet_trainer import scores_from_record
+
+        tables = [scores_from_record(h) for h in train_info["history"]]
+    space = get_space(space_name, data.num_classes if data is not None else None)
+    budget = (space.default_budget if args.flops is None else args.flops) * 1e6
+    doc = ebc.compare_stop_vs_full(space, tables, budget, args.eb_threshold, args.eb_patience)
+    doc.update({"space": space.name, "source": train_info["source"],
+                "train_mode": train_info.get("config", {}).get("train_mode")})
+    if args.retrain and doc["stop"] is not None:
+        from bnnas.core.arch import Arch
+        from bnnas.training.proxy import train_from_scratch
+
+        if data is None:
+            data = build_classification_data(args.data, space.input_size, args.holdout, args.seed,
+                                             limit_train=args.limit_train)
+        proxy = _proxy_cfg(args)
+        res = {}
+        for which in ("stop", "final"):
+            ch = tuple(doc[which]["choices"])
+            res[which] = res["stop"] if which == "final" and ch == tuple(doc["stop"]["choices"]) else \
+                train_from_scratch(Arch(space, ch), data.train, data.val, proxy, device, **_decode_kw(data))
+        doc["retrained"] = {"proxy": proxy.to_dict(), **res}
+    doc["wall_seconds"] = time.perf_counter() - t0
+    doc["files"] = ebc.write_outputs(doc, tables, work_dir)
+    atomic_write_text(work_dir / "early_bird_compare.json", json.dumps(doc, indent=2) + "\n")
+    md = ebc.report_md(doc)
+    atomic_write_text(work_dir / "early_bird_compare.md", md)
+    print(md)
+    return doc
+
+
+# -- bias --------------------------------------------------------------------------------------------------------------
+def run_bias(args) -> dict | None:
+    import bnnas.trust.bias as bias
+    from bnnas.trust.correlation import SupernetSpec, obtain_supernet
+    from bnnas.data import build_classification_data
+    from bnnas.indicators.bn import ScoreTable, build_indicator
+    from bnnas.core.space import get_space
+
+    work_dir = Path(args.work_dir)
+    dist, device = _setup(args, work_dir)
+    t_all = time.perf_counter()
+    probe = get_space(args.biased_space)
+    data = build_classification_data(args.data, probe.input_size, 0, args.seed)
+    batch = args.batch_size if args.batch_size is not None else (32 if data.name in BUILTIN_DATASETS else 256)
+    forms = {"biased": (args.biased_space, args.supernet_biased), "unbiased": (args.unbiased_space, args.supernet_unbiased)}
+    spaces = {k: get_space(name, data.num_classes) for k, (name, _) in forms.items()}
+    if [l.choices for l in spaces["biased"].layers] != [l.choices for l in spaces["unbiased"].layers]:
+        raise BNNASError(f"{args.biased_space} and {args.unbiased_space} do not offer the same candidates; the bias "
+                         "measurement compares two forms of one space")
+    _claim(work_dir, dist)
+    out: dict = {"format": "bnnas.bias/1", "data": data.name, "epochs": args.epochs, "indicator": args.indicator,
+                 "forms": {}}
+    if args.budgets:
+        budgets = list(args.budgets)
+    else:
+        budgets = bias.budgets_for(spaces["biased"])
+    out["budgets_m"] = budgets
+    out["uniform_conv_share"] = bias.uniform_conv_share(spaces["biased"])
+    for form, (name, ckpt) in forms.items():
+        space = spaces[form]
+        spec = SupernetSpec("bn", args.epochs, batch, bn_params=args.bn_params, seed=args.seed, checkpoint=ckpt)
+        model, info = obtain_supernet(space, data, spec, work_dir / f"supernet-{form}", device, dist, args.quiet)
+        if not dist.is_main:
+            continue
+        ind = build_indicator(args.indicator, model.eval(), data=data, device=device, seed=args.seed)
+        if not isinstance(ind, ScoreTable):
+            raise BNNASError(f"the bias measurement needs an additive indicator (exact search); {args.indicator} is not")
+        picks = bias.bias_picks(space, ind.scores, budgets)
+        out["forms"][form] = {
+            "space": name, "bn_after_every_op": space.bn_after_every_op, "supernet": info["source"],
+            "supernet_epochs": info["epochs"], "supernet_seconds": info["seconds"],
+            "mean_score_by_kind": bias.mean_score_by_kind(space, ind.scores), "picks": picks}
+    if not dist.is_main:
+        return None
+    if args.retrain:
+        from bnnas.core.arch import Arch
+        from bnnas.training.proxy import train_from_scratch
+
+        proxy = _proxy_cfg(args)
+        default = spaces["biased"].default_budget or budgets[len(budgets) // 2]
+        for form, f in out["forms"].items():
+            pick = min(f["picks"], key=lambda r: abs(r["budget_m"] - default))
+            f["retrained"] = {"budget_m": pick["budget_m"], **train_from_scratch(
+                Arch(spaces[form], tuple(pick["choices"])), data.train, data.val, proxy, device, **_decode_kw(data))}
+        out["proxy"] = proxy.to_dict()
+    out["wall_seconds"] = time.perf_counter() - t_all
+    atomic_write_text(work_dir / "bias.json", json.dumps(out, indent=2) + "\n")
+    md = _bias_md(out)
+    atomic_write_text(work_dir / "bias.md", md)
+    print(md)
+    return out
+
+
+def _bias_md(out: dict) -> str:
+    lines = [f"# Conv bias of the BN indicator ({out['data']}, {out['epochs']} BN-only epochs, `{out['indicator']}`)", "",
+             f"Conv share = share of MBConv picks among the layers that offer a parameter-free op (uniform random "
+             f"picking: {100 * out['uniform_conv_share']:.0f}%).", "",
+             "| budget MFLOPs | " + " | ".join(f"{f} conv share | {f} param-free picks" for f in out["forms"]) + " |",
+             "|---|" + "---|---|" * len(out["forms"])]
+    for i, b in enumerate(out["budgets_m"]):
+        cells = []
+        for f in out["forms"].values():
+            r = f["picks"][i]
+            cells += [f"{100 * r['conv_share_free_layers']:.0f}%", " ".join(r["picked_param_free"]) or "-"]
+        lines.append(f"| {b:g} | " + " | ".join(cells) + " |")
+    lines += ["", "Mean score by op kind on those layers:", ""]
+    for form, f in out["forms"].items():
+        lines.append(f"- {form}: " + ", ".join(f"{k} {v:.4f}" for k, v in f["mean_score_by_kind"].items()))
+        if "retrained" in f:
+            r = f["retrained"]
+            lines.append(f"  - arch at {r['budget_m']:g} MFLOPs trained from scratch: {100 * r['acc']:.2f}% val top-1 "
+                         f"({r['flops_m']:.2f} MFLOPs)")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None, default: str = "rank") -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cmd = default
+    if argv and argv[0] in COMMANDS:
+        cmd = argv.pop(0)
+    elif argv and not argv[0].startswith("-"):
+        print(f"error: unknown command {argv[0]!r}; use one of {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    parser, fn = {"rank": (rank_parser, run_rank), "early-bird": (early_bird_parser, run_early_bird),
+                  "bias": (bias_parser, run_bias)}[cmd]
+    with _EXIT:
+        return cli.main(parser(), fn, argv)

@@ -1,0 +1,205 @@
+"""Per-op latency lookup table, measured on the current device: latency, like FLOPs, is modelled as a per-layer sum,
+so every search (the exact solver included) takes a latency budget unchanged.
+
+Timing noise is measured, not hidden. Every op is timed in blocks with ``torch.utils.benchmark.Timer``; the ops are
+visited round-robin (one block each per pass, alternating direction) so that slow drifts of a shared machine's load
+hit every op alike instead of inflating whichever ops were timed during a busy spell. Passes continue until every
+op's median is stable (its estimated standard error is below ``threshold`` of the median) or the time cap is hit.
+The table keeps each op's interquartile range over passes (``spread``); :func:`latency_noise_warning` compares it
+with the latency gaps the search decides on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils import benchmark
+
+from bnnas.outputs.checkpoint import atomic_write_text
+from bnnas.core.flops import CostTable
+from bnnas.core.ops import Head, build_op, build_stem
+from bnnas.core.space import SearchSpace
+
+log = logging.getLogger("bnnas")
+CACHE_FORMAT = 2  # 1 (no "format" field): medians of 10 back-to-back calls, no spread; such caches are re-measured
+_ABSENT = 1e30  # JSON has no inf: marks a layer's missing choices in the cached per_op
+
+
+@dataclass(frozen=True)
+class LatencyTable(CostTable):
+    """A :class:`CostTable` in seconds plus each op's timing spread (interquartile range over passes, seconds).
+
+    ``spread[l, c]`` is NaN where layer l has no choice c; ``base_spread`` is the stem + head spread.
+    """
+
+    spread: np.ndarray | None = None
+    base_spread: float = 0.0
+    passes: int = 0  # timing blocks per op behind each median
+
+
+def _timer(module: nn.Module, x: torch.Tensor, threads: int) -> benchmark.Timer:
+    module.eval()
+    return benchmark.Timer(stmt="module(x)", globals={"module": module, "x": x}, num_threads=threads)
+
+
+@torch.no_grad()
+def _block_size(timer: benchmark.Timer, block_seconds: float) -> int:
+    """Calls per timing block so that one block lasts about ``block_seconds`` (the first calls double as warm-up)."""
+    for _ in range(3):
+        timer.timeit(1)
+    once = timer.timeit(3).median
+    return int(min(100_000, max(1, math.ceil(block_seconds / max(once, 1e-7)))))
+
+
+@torch.no_grad()
+def _measure(units: list[tuple[nn.Module, torch.Tensor]], threshold: float, block_seconds: float, min_passes: int,
+             max_passes: int, max_seconds: float, threads: int) -> np.ndarray:
+    """(units, passes) per-call seconds, one block per unit per pass."""
+    timers = [_timer(m, x, threads) for m, x in units]
+    numbers = [_block_size(t, block_seconds) for t in timers]
+    samples: list[list[float]] = [[] for _ in timers]
+    t0 = time.perf_counter()
+    for p in range(max_passes):
+        order = range(len(timers)) if p % 2 == 0 else range(len(timers) - 1, -1, -1)
+        for i in order:
+            samples[i].append(timers[i].timeit(numbers[i]).median)
+        if p + 1 >= min_passes:
+            arr = np.asarray(samples)
+            med = np.median(arr, axis=1)
+            q1, q3 = np.percentile(arr, [25, 75], axis=1)
+            # standard error of a median ~ 1.2533 * sigma / sqrt(n), sigma ~ IQR / 1.349
+            se = 0.929 * (q3 - q1) / math.sqrt(p + 1)
+            if (se <= threshold * med).all() or time.perf_counter() - t0 > max_seconds:
+                break
+    return np.asarray(samples)
+
+
+def _load_cache(cache: Path, key: str, shape: tuple[int, int]) -> LatencyTable | None:
+    """The cached table if it was written for ``key`` in the current format; None means measure again."""
+    try:
+        doc = json.loads(Path(cache).read_text())
+        if doc.get("format") != CACHE_FORMAT or doc.get("key") != key:
+            return None
+        per_op = np.array(doc["per_op"], dtype=np.float64)
+        spread = np.array([[np.nan if v is None else v for v in row] for row in doc["spread"]], dtype=np.float64)
+        if spread.shape != per_op.shape or per_op.shape != shape:
+            raise ValueError(f"a {per_op.shape} table for a {shape} space")
+        return LatencyTable(np.where(per_op >= _ABSENT, np.inf, per_op), float(doc["base"]), "seconds", spread,
+                            float(doc["base_spread"]), int(doc.get("passes", 0)))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
+        # unreadable or foreign file: re-measure rather than fail a search
+        log.warning("latency cache %s is unreadable (%s: %s); measuring again", cache, type(e).__name__, e)
+        return None
+
+
+def measure_latency_table(space: SearchSpace, device: torch.device | str = "cpu", batch: int = 1,
+                          cache: Path | None = None, *, threshold: float = 0.02, block_seconds: float = 0.002,
+                          min_passes: int = 5, max_passes: int = 200, max_seconds: float = 20.0,
+                          threads: int | None = None) -> LatencyTable:
+    """Median seconds of every candidate op at its layer's input shape, plus stem+head as the fixed part, with each
+    op's spread (IQR over passes).
+
+    Stops when every op's median has a relative standard error <= ``threshold`` (after ``min_passes``), or after
+    ``max_passes`` passes or ``max_seconds`` of timing (checked after each pass). ``threads``: torch intra-op threads
+    while timing (default: the current setting). A ``cache`` written for the same space/device/batch in the current
+    format is reused; an older or unreadable one is measured again and overwritten.
+    """
+    device = torch.device(device)
+    key = f"{space.name}|{device.type}|b{batch}"
+    if cache is not None and Path(cache).exists():
+        cached = _load_cache(Path(cache), key, (len(space.layers), space.max_choices))
+        if cached is not None:
+            return cached
+    units: list[tuple[nn.Module, torch.Tensor]] = []
+    where: list[tuple[int, int]] = []
+    for li, l in enumerate(space.layers):
+        x = torch.randn(batch, l.cin, l.size_in, l.size_in, device=device)
+        for ci, op in enumerate(l.choices):
+            units.append((build_op(op, l.cin, l.cout, l.stride, space.bn_after_every_op).to(device), x))
+            where.append((li, ci))
+    last = space.layers[-1]
+    units.append((build_stem(space).to(device),
+                  torch.randn(batch, 3, space.input_size, space.input_size, device=device)))
+    units.append((Head(last.cout, space.head_channels, space.num_classes).to(device),
+                   torch.randn(batch, last.cout, last.size_out, last.size_out, device=device)))
+    threads = torch.get_num_threads() if threads is None else int(threads)
+    samples = _measure(units, threshold, block_seconds, min_passes, max_passes, max_seconds, threads)
+    med = np.median(samples, axis=1)
+    q1, q3 = np.percentile(samples, [25, 75], axis=1)
+    iqr = q3 - q1
+    per_op = np.full((len(space.layers), space.max_choices), np.inf)
+    spread = np.full(per_op.shape, np.nan)
+    for i, (li, ci) in enumerate(where):
+        per_op[li, ci], spread[li, ci] = med[i], iqr[i]
+    table = LatencyTable(per_op, float(med[-2] + med[-1]), "seconds", spread, float(iqr[-2] + iqr[-1]),
+                         samples.shape[1])
+    if cache is not None:
+        atomic_write_text(Path(cache), json.dumps({
+            "format": CACHE_FORMAT, "key": key,
+            "per_op": np.where(np.isfinite(per_op), per_op, _ABSENT).tolist(), "base": table.base,
+            "spread": [[None if not np.isfinite(v) else v for v in row] for row in spread.tolist()],
+            "base_spread": table.base_spread, "passes": table.passes, "threads": threads,
+        }))
+    return table
+
+
+def latency_noise_warning(table: CostTable, budget: float, choices: Sequence[int] | np.ndarray | None = None,
+                          room_fraction: float = 0.1) -> str | None:
+    """A warning when the latency table's measurement noise is as large as the latency differences the search
+    decides on; None when the table is precise enough (or has no spread, e.g. a FLOPs table).
+
+    ``noise`` is the summed per-op spread (IQR, plus the stem+head spread) of ``choices`` (the chosen subnet) or, when
+    None, of a typical subnet (each layer's median op spread). It is compared with
+      * ``gap``: the median over searchable layers of the latency step from the chosen op to its nearest alternative
+        (without ``choices``: the layer's two closest ops) -- the swaps that separate the winner from its runners-up;
+      * ``room_fraction`` of the room ``budget - cheapest subnet``, the latency the search shares out among layers.
+    It warns when ``noise > gap`` or ``noise > room_fraction * room``: then re-measuring the table may pick another
+    subnet for the same budget.
+    """
+    spread = getattr(table, "spread", None)
+    if spread is None:
+        return None
+    cost = np.asarray(table.per_op, dtype=np.float64)
+    spread = np.asarray(spread, dtype=np.float64)
+    valid = np.isfinite(cost) & np.isfinite(spread)
+    L = len(cost)
+    picked = None if choices is None else np.asarray(choices, dtype=np.int64)
+    if picked is not None:
+        noise = float(spread[np.arange(L), picked].sum())
+    else:
+        noise = float(sum(np.median(spread[l, valid[l]]) for l in range(L) if valid[l].any()))
+    noise += float(getattr(table, "base_spread", 0.0))
+    gaps = []
+    for l in range(L):
+        c = cost[l, valid[l]]
+        if len(c) < 2:
+            continue
+        if picked is not None:
+            others = np.delete(cost[l], picked[l])[np.delete(valid[l], picked[l])]
+            gaps.append(np.abs(others - cost[l, picked[l]]).min())
+        else:
+            gaps.append(np.diff(np.sort(c)).min())
+    gap = float(np.median(gaps)) if gaps else np.inf
+    room = float(budget) - table.min_total
+    reasons = []
+    if noise > gap:
+        reasons.append(f"it exceeds the typical latency step between a layer's op and its nearest alternative "
+                       f"({gap * 1e3:.4f} ms)")
+    if room > 0 and noise > room_fraction * room:
+        reasons.append(f"it exceeds {room_fraction:.0%} of the budget's room above the fastest subnet "
+                       f"({room * 1e3:.4f} ms)")
+    if not reasons:
+        return None
+    which = "the chosen subnet" if picked is not None else "a typical subnet"
+    return (f"latency table is noisy: the summed timing spread (IQR) of {which} is {noise * 1e3:.4f} ms and "
+            + " and ".join(reasons) + "; the same budget may select a different subnet when the table is measured "
+            "again (measure on an idle device, raise max_seconds, or search by FLOPs)")

@@ -1,0 +1,238 @@
+"""Search spaces as data.
+
+A space is a stem, a fixed first block, a list of searchable layers and a head. Each layer lists its candidate ops as
+short strings in the spirit of timm's architecture strings:
+
+* ``k{3,5,7}e{3,6}`` -- MobileNetV2 inverted residual, depthwise kernel k, expansion e (ends in the BN the indicator
+  reads);
+* ``id`` -- identity (a skip; parameter-free);
+* ``avg3`` / ``max3`` -- 3x3 average / max pooling (parameter-free, BNNAS++'s unbiased spaces only).
+
+Spaces are declared from MobileNetV2-style stage tables ``(t, c, n, s)`` in :data:`SPACE_TABLES`; adding a space is
+adding an entry, not a code branch.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from bnnas.errors import BNNASError
+
+MBCONV_OPS: tuple[str, ...] = ("k3e3", "k3e6", "k5e3", "k5e6", "k7e3", "k7e6")
+"""The paper's 6 candidates, in the paper's index order (0..5)."""
+IDENTITY = "id"
+POOL_OPS: tuple[str, ...] = ("avg3", "max3")
+
+_MBCONV_RE = re.compile(r"^k([357])e([36])$")
+
+
+def parse_op(op: str) -> tuple[str, int, int]:
+    """Return ``(kind, kernel, expansion)``; kind is ``mbconv``, ``id``, ``avg`` or ``max``."""
+    m = _MBCONV_RE.match(op)
+    if m:
+        return "mbconv", int(m.group(1)), int(m.group(2))
+    if op == IDENTITY:
+        return "id", 0, 0
+    if op in POOL_OPS:
+        return op[:3], 3, 0
+    raise BNNASError(f"unknown op {op!r}: expected one of {MBCONV_OPS + (IDENTITY,) + POOL_OPS}")
+
+
+def is_parameter_free(op: str) -> bool:
+    return parse_op(op)[0] != "mbconv"
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One searchable layer: fixed in/out channels and stride, several candidate ops."""
+
+    cin: int
+    cout: int
+    stride: int
+    choices: tuple[str, ...]
+    size_in: int  # spatial size of the layer input at the space's input resolution
+
+    @property
+    def size_out(self) -> int:
+        return math.ceil(self.size_in / self.stride)
+
+    @property
+    def searchable(self) -> bool:
+        return len(self.choices) > 1
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    name: str
+    input_size: int
+    stem_channels: int
+    stem_stride: int
+    first_channels: int  # output of the fixed depthwise-separable block after the stem
+    layers: tuple[LayerSpec, ...]
+    head_channels: int
+    num_classes: int
+    feature_layers: tuple[int, ...] = ()  # last layer of each output stride, for detection backbones
+    bn_after_every_op: bool = False  # BNNAS++ "unbiased" form: parameter-free ops also end in an affine BN
+    description: str = ""
+    default_budget: float = 0.0  # MFLOPs
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    @property
+    def max_choices(self) -> int:
+        return max(len(layer.choices) for layer in self.layers)
+
+    def op_index(self, layer: int, op: str) -> int:
+        try:
+            return self.layers[layer].choices.index(op)
+        except ValueError:
+            raise BNNASError(
+                f"layer {layer} of space {self.name!r} has no op {op!r} (choices: {', '.join(self.layers[layer].choices)})"
+            ) from None
+
+
+@dataclass(frozen=True)
+class SpaceTable:
+    """Compact declaration of a space; :func:`build_space` expands it into layers."""
+
+    input_size: int
+    stem: tuple[int, int]  # (channels, stride)
+    first_channels: int
+    stages: tuple[tuple[int, int, int, int], ...]  # (t, c, n, s) as in MobileNetV2; t is unused (e in {3, 6})
+    head_channels: int
+    num_classes: int
+    fixed_identity: tuple[int, ...] = ()  # layers whose only choice is identity
+    free_identity: bool = False  # identity is an extra choice on every non-strided, same-width layer
+    extra_ops: tuple[str, ...] = ()  # e.g. pooling ops for the unbiased space (non-strided, same-width layers)
+    # the one op of every layer that changes width or stride (None: searchable like the rest); such a layer has no
+    # skip, so with frozen random weights each candidate there hands later layers a differently scrambled input
+    transition_op: str | None = None
+    bn_after_every_op: bool = False
+    description: str = ""
+    default_budget: float = 0.0  # MFLOPs used when --flops is not given
+
+
+SPACE_TABLES: dict[str, SpaceTable] = {
+    # The paper's main space (BN-NAS official code, SPOS/ABS depth): 21 layers, 4 of them fixed to identity.
+    "spos-imagenet": SpaceTable(
+        input_size=224, stem=(40, 2), first_channels=24,
+        stages=((6, 32, 4, 2), (6, 56, 4, 2), (6, 112, 4, 2), (6, 128, 4, 1), (6, 256, 4, 2), (6, 432, 1, 1)),
+        head_channels=1728, num_classes=1000, fixed_identity=(1, 5, 6, 9),
+        description="BN-NAS/SPOS MobileNet space at 224px (SPEC section 2)", default_budget=475.0,
+    ),
+    # FairNAS space (ABS FairNAS / FairNAS-A): 19 layers, 6 ops each, no identity.
+    "fairnas-imagenet": SpaceTable(
+        input_size=224, stem=(32, 2), first_channels=16,
+        stages=((6, 32, 2, 2), (6, 40, 4, 2), (6, 80, 4, 2), (6, 96, 4, 1), (6, 192, 4, 2), (6, 320, 1, 1)),
+        head_channels=1280, num_classes=1000,
+        description="FairNAS-A MobileNet space at 224px (SPEC section 2)", default_budget=330.0,
+    ),
+    # Small-input space for 32x32 images (CIFAR-sized, and the built-in digits set): 12 layers, CPU-friendly.
+    "spos-small": SpaceTable(
+        input_size=32, stem=(16, 2), first_channels=16,
+        stages=((6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 3, 2), (6, 96, 2, 1), (6, 160, 2, 2)),
+        head_channels=320, num_classes=10, free_identity=True,
+        description="MobileNet space for 32px inputs, identity allowed on non-strided same-width layers",
+        default_budget=10.0,
+    ),
+    # spos-small with the width/stride-changing layers fixed to k3e6, so every path shares its skip-less layers and
+    # only the residual layers are searched: what lets a BN-only supernet learn on small data (docs/bn_only_recipe.md)
+    "spos-small-res": SpaceTable(
+        input_size=32, stem=(16, 2), first_channels=16,
+        stages=((6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 3, 2), (6, 96, 2, 1), (6, 160, 2, 2)),
+        head_channels=320, num_classes=10, free_identity=True, transition_op="k3e6",
+        description="spos-small with fixed k3e6 transition layers: 7 residual layers search 6 MBConv ops + identity",
+        default_budget=10.0,
+    ),
+    # BNNAS++ unbiased space: parameter-free candidates next to MBConv ops, and a BN after *every* candidate.
+    "unbiased-small": SpaceTable(
+        input_size=32, stem=(16, 2), first_channels=16,
+        stages=((6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 3, 2), (6, 96, 2, 1), (6, 160, 2, 2)),
+        head_channels=320, num_classes=10, free_identity=True, extra_ops=POOL_OPS, bn_after_every_op=True,
+        description="32px space with identity/avg/max candidates, every candidate ending in an affine BN (BNNAS++)",
+        default_budget=10.0,
+    ),
+    # The same candidates without the extra BNs: reproduces BN-NAS's bias toward convolutions.
+    "biased-small": SpaceTable(
+        input_size=32, stem=(16, 2), first_channels=16,
+        stages=((6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 3, 2), (6, 96, 2, 1), (6, 160, 2, 2)),
+        head_channels=320, num_classes=10, free_identity=True, extra_ops=POOL_OPS, bn_after_every_op=False,
+        description="as unbiased-small but parameter-free candidates have no BN (BN-NAS's biased form)",
+        default_budget=10.0,
+    ),
+}
+
+
+def build_space(name: str, table: SpaceTable, num_classes: int | None = None) -> SearchSpace:
+    size = math.ceil(table.input_size / table.stem[1])
+    cin = table.first_channels
+    layers: list[LayerSpec] = []
+    feature_layers: list[int] = []
+    for _t, c, n, s in table.stages:
+        if s > 1 and layers:
+            feature_layers.append(len(layers) - 1)
+        for i in range(n):
+            stride = s if i == 0 else 1
+            idx = len(layers)
+            if idx in table.fixed_identity:
+                if stride != 1 or cin != c:
+                    raise ValueError(f"{name}: layer {idx} cannot be identity (stride {stride}, {cin}->{c})")
+                choices: tuple[str, ...] = (IDENTITY,)
+            elif table.transition_op is not None and (stride != 1 or cin != c):
+                choices = (table.transition_op,)
+            else:
+                choices = MBCONV_OPS
+                if stride == 1 and cin == c:
+                    if table.free_identity:
+                        choices = choices + (IDENTITY,)
+                    choices = choices + table.extra_ops
+            layers.append(LayerSpec(cin, c, stride, choices, size))
+            size = math.ceil(size / stride)
+            cin = c
+    feature_layers.append(len(layers) - 1)
+    return SearchSpace(
+        name=name, input_size=table.input_size, stem_channels=table.stem[0], stem_stride=table.stem[1],
+        first_channels=table.first_channels, layers=tuple(layers), head_channels=table.head_channels,
+        num_classes=num_classes if num_classes is not None else table.num_classes,
+        feature_layers=tuple(feature_layers), bn_after_every_op=table.bn_after_every_op,
+        description=table.description, default_budget=table.default_budget,
+    )
+
+
+def get_space(name: str, num_classes: int | None = None) -> SearchSpace:
+    """Look a space up by name; ``num_classes`` overrides the classifier width (e.g. 10 for digits)."""
+    if name not in SPACE_TABLES:
+        raise BNNASError(f"unknown search space {name!r}; known spaces: {', '.join(sorted(SPACE_TABLES))}")
+    return build_space(name, SPACE_TABLES[name], num_classes)
+
+
+def list_spaces() -> list[str]:
+    return sorted(SPACE_TABLES)
+
+
+# Published architectures as paper op indices (0..5 = MBCONV_OPS order, -1 = identity).
+PRESETS: dict[str, tuple[str, list[int]]] = {
+    "bnnas-spos": ("spos-imagenet", [3, -1, 0, 4, 0, -1, -1, 0, 4, -1, 4, 4, 1, 4, 2, 0, 0, 4, 0, 2, 2]),
+    "spos": ("spos-imagenet", [0, -1, 0, 0, 4, -1, -1, 2, 0, -1, 4, 4, 3, 0, 2, 1, 0, 4, 2, 5, 2]),
+    "abs-fairnas": ("fairnas-imagenet", [4, 2, 4, 2, 2, 2, 5, 2, 4, 4, 2, 2, 2, 4, 5, 4, 2, 2, 5]),
+}
+
+
+def ops_from_paper_indices(indices: list[int]) -> list[str]:
+    out = []
+    for i in indices:
+        if i == -1:
+            out.append(IDENTITY)
+        elif 0 <= i < len(MBCONV_OPS):
+            out.append(MBCONV_OPS[i])
+        else:
+            raise BNNASError(f"paper op index {i} out of range (-1 for identity, 0..5 for {', '.join(MBCONV_OPS)})")
+    return out
+
+
+def paper_indices_from_ops(ops: list[str]) -> list[int | None]:
+    """Inverse of :func:`ops_from_paper_indices`; ``None`` for ops the paper's encoding has no index for."""
+    return [-1 if op == IDENTITY else (MBCONV_OPS.index(op) if op in MBCONV_OPS else None) for op in ops]

@@ -1,0 +1,69 @@
+"""Standalone subnet built from an :class:`~bnnas.core.arch.Arch` -- what is retrained and transferred to detection."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from bnnas.core.arch import Arch
+from bnnas.core.ops import Head, build_op, build_stem, init_weights
+
+
+class SubNet(nn.Module):
+    """The chosen path as a plain network; ``se`` adds squeeze-excitation to every MBConv (SPEC's "+SE" model).
+
+    ``forward_features`` returns the outputs of the given layers (default: the last layer of each stride), which is
+    what detection backbones consume.
+    """
+
+    def __init__(self, arch: Arch, se: bool = False, dropout: float = 0.2, num_classes: int | None = None):
+        super().__init__()
+        space = arch.space
+        self.arch = arch
+        self.se = se
+        self.stem = build_stem(space)
+        self.layers = nn.ModuleList(
+            build_op(op, l.cin, l.cout, l.stride, space.bn_after_every_op, se=se) for op, l in zip(arch.ops, space.layers)
+        )
+        self.head = Head(space.layers[-1].cout, space.head_channels, num_classes or space.num_classes, dropout)
+        init_weights(self)
+
+    def forward_features(self, x: torch.Tensor, out_layers: tuple[int, ...] | None = None) -> list[torch.Tensor]:
+        out_layers = self.arch.space.feature_layers if out_layers is None else out_layers
+        x = self.stem(x)
+        outs = []
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i in out_layers:
+                outs.append(x)
+        return outs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for layer in self.layers:
+            x = layer(x)
+        return self.head(x)
+
+    def feature_info(self) -> list[dict]:
+        """Channels and stride of each ``forward_features`` output (timm's feature_info convention)."""
+        space = self.arch.space
+        stride = space.stem_stride
+        info = []
+        for i, l in enumerate(space.layers):
+            stride *= l.stride
+            if i in space.feature_layers:
+                info.append({"layer": i, "num_chs": l.cout, "reduction": stride})
+        return info
+
+
+def subnet_state_from_supernet(supernet_state: dict[str, torch.Tensor], arch: Arch) -> dict[str, torch.Tensor]:
+    """Inherit a path's weights from a supernet state dict (keys ``layers.i.candidates.c.*`` -> ``layers.i.*``)."""
+    out = {}
+    for k, v in supernet_state.items():
+        if k.startswith("layers."):
+            _, li, _, ci, rest = k.split(".", 4)
+            if int(ci) == arch.choices[int(li)]:
+                out[f"layers.{li}.{rest}"] = v
+        else:
+            out[k] = v
+    return out

@@ -1,0 +1,370 @@
+"""Does the search beat random? -- the logic behind ``tools/verify.py``.
+
+The searched arch and N random archs drawn uniformly from the same budget are each retrained from scratch with
+:class:`~bnnas.training.retrainer.Retrainer` on one short schedule, with S seeds, and scored on the data's ``val`` split (which
+the search never sees). The statistics live in small pure functions (:func:`arch_stats`, :func:`summarize`) so they
+can be checked on hand-made accuracies; :func:`run` does the training, resuming per run from ``WORK/<arch>/seed<s>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from bnnas.core.arch import Arch, load_arch
+from bnnas.outputs.checkpoint import atomic_write_text
+from bnnas.errors import BNNASError
+from bnnas.core.flops import flops_table
+from bnnas.search.common import FeasibleSampler, budget_limit, check_budget, num_choices, subnet_keys
+from bnnas.outputs.workdir import claim_work_dir
+
+log = logging.getLogger("bnnas")
+
+RESULT_NAME = "result.json"
+DEFAULT_EPOCHS = 5  # short on purpose: long enough to rank archs, short enough for N + 1 archs x S seeds
+CONFIDENCE = 0.95
+
+
+# -- statistics (pure) -----------------------------------------------------------------------------------------------
+@dataclass
+class ArchStats:
+    name: str
+    accs: dict[int, float]  # seed -> held-out top-1
+    mean: float
+    std: float | None  # sample std (ddof 1) over seeds; None with 1 seed
+    ci95: float | None  # half-width of the 95 % t-interval of the mean; None (undefined) with 1 seed
+
+    @property
+    def n(self) -> int:
+        return len(self.accs)
+
+
+@dataclass
+class VerifyStats:
+    searched: ArchStats
+    random: list[ArchStats]
+    pool: ArchStats  # the random archs' per-arch means as one sample ("accs" keyed by arch index)
+    pool_median: float
+    pool_std: float | None  # std (ddof 1) of the random archs' means; None with 1 random arch
+    target: float | None  # median + 1 std of the random means; None with 1 random arch
+    percentile: float  # of the searched mean among the random means (scipy percentileofscore, kind 'rank')
+    target_met: bool | None  # searched mean >= target (and > median); None with 1 random arch
+    untrained: bool  # no arch above 1.5x chance: the numbers compare untrained nets
+    beats: bool  # target met and something was learned
+    verdict: str
+
+
+def t_interval(values: list[float], confidence: float = CONFIDENCE) -> tuple[float, float | None, float | None]:
+    """(mean, sample std, half-width of the two-sided t-interval); std and half-width are None for one value."""
+    from scipy import stats
+
+    x = np.asarray(values, dtype=np.float64)
+    if len(x) == 0:
+        raise ValueError("no values")
+    mean = float(x.mean())
+    if len(x) < 2:
+        return mean, None, None
+    sd = float(x.std(ddof=1))
+    return mean, sd, float(stats.t.ppf(0.5 + confidence / 2, len(x) - 1) * sd / math.sqrt(len(x)))
+
+
+def arch_stats(name: str, accs: dict[int, float]) -> ArchStats:
+    mean, sd, half = t_interval([accs[s] for s in sorted(accs)])
+    return ArchStats(name, dict(sorted(accs.items())), mean, sd, half)
+
+
+def summarize(searched: dict[int, float], random: dict[str, dict[int, float]],
+              chance: float | None = None) -> VerifyStats:
+    """Compare the searched arch's per-seed accuracies with those of each random arch (name -> seed -> accuracy).
+
+    The target is searched mean >= median + 1 std of the random archs' means, and strictly above the median (with no
+    spread among the random archs a tie would otherwise pass). ``chance`` (1 / classes): when no arch gets above 1.5x
+    chance, nothing learned enough to be compared, and the verdict says so whatever the numbers."""
+    from scipy import stats
+
+    if not searched or not random or not all(random.values()):
+        raise ValueError("need at least one seed for the searched arch and for every random arch")
+    s = arch_stats("searched", searched)
+    rs = [arch_stats(name, accs) for name, accs in random.items()]
+    means = [r.mean for r in rs]
+    pool = arch_stats("random pool", dict(enumerate(means)))
+    median = float(np.median(means))
+    target = median + pool.std if pool.std is not None else None
+    pct = float(stats.percentileofscore(means, s.mean, kind="rank"))
+    untrained = chance is not None and max([s.mean, *means]) < 1.5 * chance
+    target_met = None if target is None else bool(s.mean >= target and s.mean > median)
+    beats = bool(target_met) and not untrained
+    if beats:
+        verdict = f"search beats random (searched at percentile {pct:.0f}, >= random median + 1 std)"
+    else:
+        verdict = f"no evidence the search beats random (searched at percentile {pct:.0f})"
+        if untrained:
+            verdict += f"; every arch is near chance level ({100 * chance:.3g} %), train longer (--epochs)"
+        elif target is None:
+            verdict += "; one random arch has no spread, use --random >= 2"
+    return VerifyStats(s, rs, pool, median, pool.std, target, pct, target_met, untrained, beats, verdict)
+
+
+def fmt_ci(a: ArchStats, scale: float = 100.0) -> str:
+    """'93.12 ± 1.05 %' or '93.12 % (1 seed: CI undefined)'."""
+    if a.ci95 is None:
+        return f"{scale * a.mean:.2f} % ({a.n} {'seed' if a.n == 1 else 'value'}: CI undefined)"
+    return f"{scale * a.mean:.2f} ± {scale * a.ci95:.2f} %"
+
+
+# -- random archs under the budget -----------------------------------------------------------------------------------
+def draw_random_archs(searched: Arch, budget: float, n: int, seed: int = 0) -> list[Arch]:
+    """n distinct archs drawn uniformly among those of ``searched.space`` with FLOPs <= ``budget`` (MACs), never the
+    searched arch itself (training it twice would only duplicate a point). Deterministic in ``seed`` and
+    prefix-stable in ``n``: one draw at a time from one stream, so ``--random 8`` extends ``--random 5``."""
+    space = searched.space
+    nc = num_choices(space)
+    sampler = FeasibleSampler(nc, flops_table(space), budget)
+    base = int(nc.max())
+    seen: set = set()
+    key = subnet_keys(np.asarray([searched.choices], dtype=np.int64), base)
+    seen.add(key.tolist()[0] if isinstance(key, np.ndarray) else key[0])
+    rng = np.random.default_rng(seed)
+    out: list[Arch] = []
+    for i in range(n):
+        row = sampler.sample(rng, 1, seen, max_draws=200_000)  # ~1 s: a space this budget nearly exhausts gives up
+        if not len(row):
+            raise BNNASError(f"only {len(out)} distinct archs other than the searched one fit "
+                             f"{budget / 1e6:.2f} MFLOPs in {space.name}; lower --random")
+        out.append(Arch(space, tuple(int(c) for c in row[0]), {"random_index": i, "sample_seed": seed}))
+    return out
+
+
+# -- training runs ---------------------------------------------------------------------------------------------------
+@dataclass
+class Candidate:
+    name: str  # "searched", "random0", ...
+    arch: Arch
+    flops: float  # MACs at the space's input size
+
+
+def _result_key(cand: Candidate, cfg, data) -> dict:
+    """What a finished run must match to be reused instead of retrained."""
+    from bnnas.training.retrainer import RetrainConfig
+
+    conf = asdict(cfg)
+    return {"ops": cand.arch.ops, "space": cand.arch.space.name, "num_classes": cand.arch.space.num_classes,
+            "data": data.name, "train_size": len(data.train),
+            "config": {k: conf[k] for k in RetrainConfig.RESUME_KEYS}}
+
+
+@contextmanager
+def _run_log(run_dir: Path) -> Iterator[None]:
+    """Send the retrainer's per-epoch lines to the run's own log.txt, keeping the console to one line per run."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    saved = log.handlers[:]
+    fh = logging.FileHandler(run_dir / "log.txt")
+    fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    log.handlers = [fh]
+    try:
+        yield
+    finally:
+        fh.close()
+        log.handlers = saved
+
+
+def train_one(cand: Candidate, cfg, data, run_dir: Path, device) -> dict:
+    """Retrain one (arch, seed), or reuse its finished result; returns the run's record (``skipped`` says which)."""
+    from bnnas.training.retrainer import LAST_NAME, Retrainer
+
+    key = _result_key(cand, cfg, data)
+    done = run_dir / RESULT_NAME
+    if done.is_file():
+        rec = json.loads(done.read_text())
+        if {k: rec.get(k) for k in key} == key:
+            return {**rec, "skipped": True}
+        raise BNNASError(f"{run_dir} holds a finished run of another arch or recipe; use another --work-dir")
+    last = run_dir / LAST_NAME
+    if last.is_file():
+        log.info("resuming %s/seed%d from %s", cand.name, cfg.seed, last)
+    with _run_log(run_dir):
+        trainer = Retrainer(cand.arch, data, cfg, run_dir, device, show_progress=False)
+        res = trainer.fit(last if last.is_file() else None)  # Retrainer refuses a last.pth of other settings
+        trainer.write_metrics()
+    rec = {**key, "name": cand.name, "seed": cfg.seed, "flops": cand.flops,
+           # the last epoch's accuracy: picking the best epoch on val would select on the held-out data
+           "top1": res.history[-1].top1, "best_top1": res.best_top1, "best_epoch": res.best_epoch,
+           "epochs": len(res.history), "seconds": round(res.seconds, 2)}
+    atomic_write_text(done, json.dumps(rec, indent=2) + "\n")
+    return {**rec, "skipped": False}
+
+
+def resolve_budget(arch: Arch, flops_m: float | None) -> tuple[float, str]:
+    """(budget in MACs, where it came from): --flops, else the search's MFLOPs budget, else the searched arch's own
+    FLOPs (a latency budget or a preset: random archs then cost at most what the searched one does)."""
+    own = flops_table(arch.space).of(arch.choices)
+    if flops_m is not None:
+        return flops_m * 1e6, "--flops"
+    fb = arch.meta.get("found_by") or {}
+    if fb.get("budget_unit") == "MFLOPs" and isinstance(fb.get("budget"), (int, float)):
+        return float(fb["budget"]) * 1e6, "the search's budget (arch.json found_by)"
+    why = f"a {fb.get('budget_unit')} budget" if fb.get("budget_unit") else "no search budget in the arch file"
+    return own, f"the searched arch's own FLOPs ({why})"
+
+
+# -- reports ---------------------------------------------------------------------------------------------------------
+def plot_verify(st: VerifyStats, flops: dict[str, float], budget: float, path: Path) -> Path:
+    import bnnas.outputs.plots as plots
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    lo, hi = st.pool_median - (st.pool_std or 0.0), st.pool_median + (st.pool_std or 0.0)
+    ax.axhspan(100 * lo, 100 * hi, color="tab:blue", alpha=0.12, label="random median ± 1 std")
+    ax.axhline(100 * st.pool_median, color="tab:blue", lw=0.8, ls="--")
+    for i, r in enumerate(st.random):
+        x = flops[r.name] / 1e6
+        ax.scatter([x] * r.n, [100 * a for a in r.accs.values()], s=14, color="tab:blue", alpha=0.45,
+                   label="random arch, per seed" if i == 0 else None)
+        ax.scatter([x], [100 * r.mean], s=60, marker="D", facecolor="white", edgecolor="tab:blue", zorder=3,
+                   label="random arch, mean" if i == 0 else None)
+    s = st.searched
+    x = flops["searched"] / 1e6
+    ax.scatter([x] * s.n, [100 * a for a in s.accs.values()], s=18, color="tab:red", alpha=0.6,
+               label="searched, per seed")
+    ax.scatter([x], [100 * s.mean], s=200, marker="*", color="tab:red", edgecolor="k", zorder=4, label="searched, mean")
+    ax.axvline(budget / 1e6, color="grey", ls=":", lw=1, label="budget")
+    ax.set_xlabel("MFLOPs")
+    ax.set_ylabel("held-out top-1 (%)")
+    ax.set_title(f"searched at percentile {st.percentile:.0f} of {len(st.random)} random archs")
+    ax.legend(fontsize=7, loc="best")
+    return plots._save(fig, path)
+
+
+def report_lines(st: VerifyStats, cands: list[Candidate]) -> list[str]:
+    """The console summary (also the core of verify.md)."""
+    by = {c.name: c for c in cands}
+    lines = []
+    for a in [st.searched, *st.random]:
+        seeds = ", ".join(f"{100 * v:.2f}" for v in a.accs.values())
+        lines.append(f"  {a.name:<9} {by[a.name].flops / 1e6:7.2f} MFLOPs  top-1 {fmt_ci(a)}  (seeds: {seeds})")
+    pool = fmt_ci(st.pool) if st.pool.ci95 is not None else f"{100 * st.pool.mean:.2f} % (1 arch: CI undefined)"
+    lines.append(f"  random pool: {pool} (mean of {len(st.random)} arch means, 95% t-CI), median "
+                 f"{100 * st.pool_median:.2f} %" + (f", std {100 * st.pool_std:.2f} %" if st.pool_std is not None
+                                                     else ""))
+    tgt = (f"target median + 1 std = {100 * st.target:.2f} %: {'met' if st.target_met else 'not met'}"
+           if st.target is not None else "target undefined (needs >= 2 random archs)")
+    lines.append(f"  searched {100 * st.searched.mean:.2f} % at percentile {st.percentile:.0f} of the random archs; "
+                 + tgt)
+    return lines
+
+
+def write_md(path: Path, st: VerifyStats, cands: list[Candidate], head: str, lines: list[str]) -> Path:
+    by = {c.name: c for c in cands}
+    rows = ["| arch | MFLOPs | ops | top-1 per seed (%) | mean ± 95% CI |", "|---|---|---|---|---|"]
+    for a in [st.searched, *st.random]:
+        seeds = ", ".join(f"{s}: {100 * v:.2f}" for s, v in a.accs.items())
+        rows.append(f"| {a.name} | {by[a.name].flops / 1e6:.2f} | `{' '.join(by[a.name].arch.ops)}` | {seeds} | "
+                    f"{fmt_ci(a)} |")
+    text = "\n".join(["# Does the search beat random?", "", head, "", *rows, "", "```", *lines, "```", "",
+                      f"**Verdict: {st.verdict}.**", "", "![accuracy vs FLOPs](verify.png)", ""])
+    return atomic_write_text(path, text)
+
+
+def _retrain_config(args: argparse.Namespace, digits: bool, input_size: int):
+    """The retraining recipe exactly as tools/retrain.py would build it for these options (one source of defaults)."""
+    from bnnas.cli.retrain import build_parser as retrain_parser, config_from_args
+
+    argv = ["--arch", "unused", "--epochs", str(args.epochs)]
+    for flag, v in (("--batch-size", args.batch_size), ("--lr", args.lr), ("--workers", args.workers)):
+        if v is not None:
+            argv += [flag, str(v)]
+    cfg = config_from_args(retrain_parser().parse_args(argv), digits, 1, input_size)
+    cfg.validate()
+    return cfg
+
+
+def run(args: argparse.Namespace) -> dict:
+    import torch
+
+    arch0 = load_arch(args.arch)  # checked before anything is created or trained
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    work = Path(args.work_dir)
+    lock = claim_work_dir(work)  # lock, log.txt, crash leftovers
+    try:
+        return _run_locked(args, arch0, device, work)
+    finally:
+        lock.release()
+
+
+def _run_locked(args: argparse.Namespace, arch0: Arch, device, work: Path) -> dict:
+    import torch
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from bnnas.data import build_classification_data, is_builtin
+
+    digits = is_builtin(args.data)
+    threads = args.threads if args.threads is not None else (1 if digits and device.type == "cpu" else None)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    found_by = arch0.meta.get("found_by") or {}
+    input_size = arch0.space.input_size
+    # the search's data seed: on the digits it fixes the train/val split, so val stays the images the search never saw
+    data_seed = int(found_by.get("seed", 0) or 0)
+    data = build_classification_data(args.data, input_size, 0, data_seed, limit_train=args.train_subset)
+    if found_by.get("data") and found_by["data"] != data.name:
+        log.warning("the arch was searched on %r but is verified on %r", found_by["data"], data.name)
+    arch = load_arch(args.arch, num_classes=data.num_classes)
+    cfg = _retrain_config(args, digits, input_size)
+    budget, budget_src = resolve_budget(arch, args.flops)
+    cost = flops_table(arch.space)
+    if cost.of(arch.choices) > budget_limit(budget):
+        log.warning("the searched arch (%.2f MFLOPs) is over the budget of %.2f MFLOPs",
+                    cost.of(arch.choices) / 1e6, budget / 1e6)
+    check_budget(cost, budget)
+    randoms = draw_random_archs(arch, budget, args.random, args.sample_seed)
+    cands = [Candidate("searched", arch, cost.of(arch.choices))]
+    cands += [Candidate(f"random{i}", a, cost.of(a.choices)) for i, a in enumerate(randoms)]
+    head = (f"{arch.space.name}: searched arch ({cands[0].flops / 1e6:.2f} MFLOPs) vs {args.random} random archs "
+            f"<= {budget / 1e6:.2f} MFLOPs ({budget_src}, sample seed {args.sample_seed}); {args.seeds} seed(s) x "
+            f"{cfg.epochs} epochs, batch {cfg.batch_size}, peak LR {cfg.peak_lr():.3g}, on {data.name} "
+            f"({len(data.train)} training images); held-out top-1 on its val split ({len(data.val)} images), "
+            f"last epoch")
+    log.info("verify %s", head)
+
+    jobs = [(c, s) for c in cands for s in range(args.seeds)]
+    accs: dict[str, dict[int, float]] = {c.name: {} for c in cands}
+    runs: list[dict] = []
+    t0 = time.perf_counter()
+    with logging_redirect_tqdm(loggers=[log]):
+        bar = tqdm(jobs, desc="verify runs", unit="run", dynamic_ncols=True, disable=args.quiet)
+        for c, s in bar:
+            run_dir = work / c.name / f"seed{s}"
+            rec = train_one(c, dataclasses.replace(cfg, seed=s), data, run_dir, device)
+            accs[c.name][s] = rec["top1"]
+            runs.append({k: rec[k] for k in ("name", "seed", "top1", "best_top1", "epochs", "seconds", "skipped")})
+            log.info("%s %s/seed%d: top-1 %.2f%% (last of %d epochs), %.2f MFLOPs, %.1fs",
+                     "skipped (finished)" if rec["skipped"] else "finished", c.name, s, 100 * rec["top1"],
+                     rec["epochs"], c.flops / 1e6, rec["seconds"])
+        bar.close()
+    st = summarize(accs["searched"], {c.name: accs[c.name] for c in cands[1:]}, chance=1.0 / data.num_classes)
+    lines = report_lines(st, cands)
+    plot_verify(st, {c.name: c.flops for c in cands}, budget, work / "verify.png")
+    write_md(work / "verify.md", st, cands, head, lines)
+    doc = {"arch_file": str(args.arch), "space": arch.space.name, "data": data.name, "train_size": len(data.train),
+           "val_size": len(data.val), "budget_mflops": budget / 1e6, "budget_source": budget_src,
+           "sample_seed": args.sample_seed, "seeds": args.seeds, "config": asdict(cfg),
+           "archs": [{"name": c.name, "ops": c.arch.ops, "choices": list(c.arch.choices), "mflops": c.flops / 1e6,
+                      "top1": {str(k): v for k, v in accs[c.name].items()}} for c in cands],
+           "stats": asdict(st), "runs": runs, "seconds": round(time.perf_counter() - t0, 2)}
+    atomic_write_text(work / "verify.json", json.dumps(doc, indent=2) + "\n")
+    print(f"verify: {head}")
+    print("\n".join(lines))
+    print(f"verdict: {st.verdict}")
+    print(f"outputs: {work / 'verify.json'}, {work / 'verify.md'}, {work / 'verify.png'}")
+    return doc
