@@ -2,30 +2,40 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 
-def conv_macs(model: nn.Module, x: torch.Tensor, run) -> dict[str, int]:
-    """Run ``run(model, x)`` once and sum ``C_in * H_out * W_out * C_out * k^2 / groups`` over every Conv2d call,
-    grouped by the top-level child (``backbone``, ``neck``, ``bbox_head``). BN, activations, pooling and
-    element-wise ops are not counted (SPEC section 2's convention)."""
+class _Parts(nn.Module):
+    """Holds the model's top-level children, so the flop counter names their calls ``_Parts.<child>`` even when
+    ``run`` bypasses the model's own forward (e.g. ``extract_feat``)."""
+
+    def __init__(self, model: nn.Module, run: Callable[[nn.Module, torch.Tensor], object]):
+        super().__init__()
+        for name, child in model.named_children():
+            self.add_module(name, child)
+        self._model, self._run = [model], run  # in a list: not registered as a submodule
+
+    def forward(self, x: torch.Tensor) -> object:
+        return self._run(self._model[0], x)
+
+
+def conv_macs(model: nn.Module, x: torch.Tensor, run: Callable[[nn.Module, torch.Tensor], object]) -> dict[str, int]:
+    """Run ``run(model, x)`` once under ``FlopCounterMode`` and report the convolution MACs per image (flop_counter's
+    FLOPs / 2 / batch), grouped by the top-level child (``backbone``, ``neck``, ``bbox_head``). Only convolutions
+    count: BN, activations, pooling and element-wise ops do not, as in the NAS papers."""
+    parts = _Parts(model, run)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        parts(x)
+    flops = counter.get_flop_counts()
     counts: dict[str, int] = {}
-    hooks = []
-    for top, child in model.named_children():
-        for m in child.modules():
-            if isinstance(m, nn.Conv2d):
-                def hook(mod, inp, out, top=top):
-                    k = mod.kernel_size[0] * mod.kernel_size[1]
-                    macs = out.shape[0] * out.shape[2] * out.shape[3] * mod.out_channels * mod.in_channels * k
-                    counts[top] = counts.get(top, 0) + macs // (mod.groups * out.shape[0])
-                hooks.append(m.register_forward_hook(hook))
-    try:
-        with torch.no_grad():
-            run(model, x)
-    finally:
-        for h in hooks:
-            h.remove()
+    for name, _ in model.named_children():
+        conv = sum(v for op, v in flops.get(f"_Parts.{name}", {}).items() if "convolution" in str(op))
+        if conv:
+            counts[name] = conv // (2 * x.shape[0])
     counts["total"] = sum(counts.values())
     return counts
 
