@@ -53,10 +53,9 @@ def _timer(module: nn.Module, x: torch.Tensor, threads: int) -> benchmark.Timer:
 
 @torch.no_grad()
 def _block_size(timer: benchmark.Timer, block_seconds: float) -> int:
-    """Calls per timing block so that one block lasts about ``block_seconds`` (the first calls double as warm-up)."""
-    for _ in range(3):
-        timer.timeit(1)
-    once = timer.timeit(3).median
+    """Calls per timing block so that one block lasts about ``block_seconds``; ``blocked_autorange`` warms the op up
+    and measures one call."""
+    once = timer.blocked_autorange(min_run_time=block_seconds).median
     return int(min(100_000, max(1, math.ceil(block_seconds / max(once, 1e-7)))))
 
 
