@@ -18,7 +18,8 @@ from bnnas.trust.correlation import bootstrap_ci, parse_indicator_spec, seed_agr
 from bnnas.trust.early_bird import EarlyBirdStopper
 from bnnas.trust.early_bird_compare import compare_stop_vs_full, replay_stopper
 from bnnas.core.flops import flops_table
-from bnnas.indicators.bn import ScoreTable, bn_score_table, build_indicator
+from bnnas.indicators.bn import ScoreTable, bn_score_table
+from bnnas.indicators.registry import build_indicator
 from bnnas.core.ops import last_bn
 from bnnas.trust.rank_stats import average_ranks, correlation_report, kendall_tau, spearman_rho
 from bnnas.search import exact_search

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import bnnas.indicators.spos_accuracy as accuracy_indicator  # noqa: F401  (registers the spos-acc indicator)
 from bnnas.core.arch import Arch, save_arch
 import bnnas.cli.common as cli
 from bnnas.outputs.checkpoint import atomic_write_text
@@ -24,7 +23,8 @@ from bnnas.trust.early_bird import EarlyBirdStopper, consecutive_similarity, set
 from bnnas.errors import BNNASError
 from bnnas.trust.evidence import LearningCheck, bn_free_mask, check_learning
 from bnnas.core.flops import flops_table, params_table
-from bnnas.indicators.bn import ScoreTable, as_scorer, build_indicator, bn_score_table
+from bnnas.indicators.bn import ScoreTable, bn_score_table
+from bnnas.indicators.registry import as_scorer, build_indicator
 from bnnas.outputs.results import announce, publish_latest, result_tag, tagged
 from bnnas.search import SearchResult, check_budget, evolutionary_search, exact_search, num_choices, random_search
 from bnnas.core.space import get_space, list_spaces

@@ -275,7 +275,8 @@ def run_bias(args) -> dict | None:
     import bnnas.trust.bias as bias
     from bnnas.trust.correlation import SupernetSpec, obtain_supernet
     from bnnas.data import build_classification_data
-    from bnnas.indicators.bn import ScoreTable, build_indicator
+    from bnnas.indicators.bn import ScoreTable
+    from bnnas.indicators.registry import build_indicator
     from bnnas.core.space import get_space
 
     work_dir = Path(args.work_dir)

@@ -1,14 +1,15 @@
-"""The BN indicator (SPEC section 3, Eq. 3-5) and the pluggable indicator interface.
+"""The BN indicator: an op's score is the mean |gamma| of its last BN, a subnet's score the sum over its ops.
 
 An indicator turns a trained supernet into something that scores subnets. The BN indicator is *additive*: it is an
 L x N table of per-op scores, and a subnet's score is the sum of its ops' entries, which lets the exact solver find
-the true optimum. Non-additive indicators (SPOS accuracy) score whole subnets through a callable.
+the true optimum. Non-additive indicators (SPOS accuracy) score whole subnets through a callable; names map to
+either kind in :mod:`bnnas.indicators.registry`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -31,7 +32,7 @@ class ScoreTable:
         return np.take(self.scores, pop + np.arange(0, L * N, N)).sum(1)  # flat gather: fast
 
     def ranks(self) -> np.ndarray:
-        """Per-layer rank of each op (1 = best), concatenated over searchable layers: SPEC section 4's rank vector."""
+        """Per-layer rank of each op (1 = best), concatenated over searchable layers (the early-bird rank vector)."""
         out = []
         for row in self.scores:
             valid = row[~np.isnan(row)]
@@ -57,47 +58,3 @@ class SubnetScorer(Protocol):
     """Scores a (B, L) int array of subnets (higher is better)."""
 
     def __call__(self, pop: np.ndarray) -> np.ndarray: ...
-
-
-INDICATORS: dict[str, Callable[..., object]] = {}
-
-
-def register_indicator(name: str):
-    """Register ``factory(supernet, **ctx) -> ScoreTable | SubnetScorer`` under ``name`` (used by ``--indicator``)."""
-
-    def deco(fn):
-        INDICATORS[name] = fn
-        return fn
-
-    return deco
-
-
-@register_indicator("bn")
-def _bn_indicator(supernet: Supernet, **_ctx) -> ScoreTable:
-    return bn_score_table(supernet)
-
-
-# Modules whose import registers more indicators (spos-acc; naswot, synflow, flops); loaded on first use, so
-# ``--indicator NAME`` works from any entry point without import-order surprises.
-PLUGIN_MODULES = ("bnnas.indicators.spos_accuracy", "bnnas.indicators.zero_cost")
-
-
-def load_indicator_plugins() -> None:
-    import importlib
-
-    for mod in PLUGIN_MODULES:
-        importlib.import_module(mod)
-
-
-def build_indicator(name: str, supernet: Supernet, **ctx):
-    from bnnas.errors import BNNASError
-
-    if name not in INDICATORS:
-        load_indicator_plugins()
-    if name not in INDICATORS:
-        raise BNNASError(f"unknown indicator {name!r}; known: {', '.join(sorted(INDICATORS))}")
-    return INDICATORS[name](supernet, **ctx)
-
-
-def as_scorer(indicator) -> Callable[[np.ndarray], np.ndarray]:
-    return indicator.batch if isinstance(indicator, ScoreTable) else indicator

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from bnnas.indicators.bn import register_indicator
+from bnnas.indicators.registry import register_indicator
 from bnnas.core.supernet import Supernet
 
 

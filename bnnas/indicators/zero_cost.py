@@ -1,6 +1,6 @@
 """Two published zero-cost proxies, evaluated on a supernet path, as pluggable indicators.
 
-Neither is BNNAS++'s composite indicator (its equations are not available to us -- see SPEC section 8); they are
+Neither is BNNAS++'s composite indicator (its equations are not published in a form we can reproduce); they are
 candidates with a definition we can cite, measured next to the BN indicator by ``tools/correlation.py``.
 
 * ``naswot`` -- Mellor, Turner, Storkey, Crowley, "Neural Architecture Search without Training", ICML 2021
@@ -34,7 +34,8 @@ import torch
 from torch import nn
 
 from bnnas.core.flops import flops_table
-from bnnas.indicators.bn import ScoreTable, register_indicator
+from bnnas.indicators.bn import ScoreTable
+from bnnas.indicators.registry import register_indicator
 from bnnas.core.supernet import Supernet
 
 RECTIFIERS = (nn.ReLU, nn.ReLU6)

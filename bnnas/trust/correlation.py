@@ -31,8 +31,6 @@ import numpy as np
 import torch
 from torch.utils.data import Subset
 
-import bnnas.indicators.spos_accuracy as accuracy_indicator  # noqa: F401  (registers spos-acc)
-import bnnas.indicators.zero_cost as zero_cost  # noqa: F401  (registers naswot, synflow, flops)
 from bnnas.core.arch import Arch
 from bnnas.outputs.checkpoint import atomic_write_text
 from bnnas.data import ClassificationData
@@ -40,7 +38,8 @@ from bnnas.training.distributed import DistInfo
 from bnnas.trust.early_bird import consecutive_similarity, settle_epoch, similarity_matrix
 from bnnas.errors import BNNASError
 from bnnas.core.flops import flops_table
-from bnnas.indicators.bn import ScoreTable, as_scorer, build_indicator
+from bnnas.indicators.bn import ScoreTable
+from bnnas.indicators.registry import as_scorer, build_indicator, known_indicators
 from bnnas.training.proxy import ProxyConfig, train_from_scratch
 from bnnas.trust.rank_stats import correlation_report, kendall_tau, spearman_rho
 from bnnas.core.space import SearchSpace
@@ -263,11 +262,10 @@ class StudyConfig:
 
 def parse_indicator_spec(spec: str) -> tuple[str, str | None]:
     """``name@bn`` / ``name@bnall`` / ``name@all`` / ``name@init`` / ``flops`` -> (name, supernet or None)."""
-    from bnnas.indicators.bn import INDICATORS
-
     name, _, sup = spec.partition("@")
-    if name not in INDICATORS:
-        raise BNNASError(f"unknown indicator {name!r} in {spec!r}; known: {', '.join(sorted(INDICATORS))}")
+    known = known_indicators()
+    if name not in known:
+        raise BNNASError(f"unknown indicator {name!r} in {spec!r}; known: {', '.join(known)}")
     if sup and sup not in SUPERNETS:
         raise BNNASError(f"indicator {spec!r}: the part after @ must be one of {', '.join(SUPERNETS)} "
                          "(the BN-only, the BN-only with every BN trained, the all-parameters or the untrained "
