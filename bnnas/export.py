@@ -17,6 +17,7 @@ import torch
 
 from bnnas.core.arch import Arch, arch_from_dict, load_arch
 from bnnas.outputs.checkpoint import atomic_save, load_checkpoint, load_state_strict
+from bnnas.outputs.jsonable import to_jsonable
 from bnnas.errors import BNNASError
 from bnnas.core.subnet import SubNet, subnet_state_from_supernet
 
@@ -25,23 +26,16 @@ BACKBONE_FORMAT = "bnnas.backbone/1"
 HEAD_PREFIX = "head."
 
 
-def describe(arch: Arch) -> str:
-    return f"{arch.space.name} [{' '.join(arch.ops)}]"
-
-
-def same_arch(a: Arch, b: Arch) -> bool:
-    """Same space and the same op in every layer (the classifier width does not matter to a backbone)."""
-    return a.space.name == b.space.name and tuple(a.ops) == tuple(b.ops)
-
-
 def check_arch(expected: Arch, found: Arch, source: str) -> None:
-    if not same_arch(expected, found):
+    """Refuse weights of another architecture (the classifier width does not matter to a backbone)."""
+    if not expected.same_as(found, ignore_classes=True):
         diff = [i for i, (x, y) in enumerate(zip(expected.ops, found.ops)) if x != y]
         where = (f"layers {', '.join(map(str, diff[:6]))}{' ...' if len(diff) > 6 else ''} differ"
                  if expected.space.name == found.space.name else f"space {found.space.name} vs {expected.space.name}")
         raise BNNASError(
-            f"{source} holds weights for arch {describe(found)}, but the configured arch is {describe(expected)} "
-            f"({where}); export the backbone of the configured arch or point arch= at the file's arch"
+            f"{source} holds weights for arch {found.describe(False)}, but the configured arch is "
+            f"{expected.describe(False)} ({where}); export the backbone of the configured arch or point arch= at the "
+            "file's arch"
         )
 
 
@@ -100,8 +94,8 @@ def export_backbone(checkpoint: str | os.PathLike, out: str | os.PathLike,
     net = SubNet(the_arch, se=se, dropout=0.0)
     if kind == "supernet":  # the supernet's classifier may be of another width; the backbone does not need it
         state = {**backbone_state(state), **{k: v for k, v in net.state_dict().items() if k.startswith(HEAD_PREFIX)}}
-    load_state_strict(net, state, f"{source} (arch {describe(the_arch)}, se={se})")
-    meta = {"kind": BACKBONE_KIND, "format": BACKBONE_FORMAT, "arch": _plain(the_arch.to_dict()), "se": se,
+    load_state_strict(net, state, f"{source} (arch {the_arch.describe(False)}, se={se})")
+    meta = {"kind": BACKBONE_KIND, "format": BACKBONE_FORMAT, "arch": to_jsonable(the_arch.to_dict()), "se": se,
             "source": source, "source_kind": kind}
     if isinstance(ckpt.get("epoch"), int):
         meta["epoch"] = ckpt["epoch"]
@@ -132,15 +126,3 @@ def load_backbone_state(path: str | os.PathLike, arch: Arch, se: bool, prefix: s
             )
     return backbone_state(state)
 
-
-def _plain(obj: Any) -> Any:
-    """Convert numpy scalars etc. so the checkpoint stays loadable with ``weights_only=True``."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if hasattr(obj, "item") and not isinstance(obj, torch.Tensor):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj

@@ -15,7 +15,7 @@ from timm.layers import DropPath
 from timm.models._efficientnet_blocks import InvertedResidual
 
 from bnnas.core.arch import load_arch
-from bnnas.export import describe, load_backbone_state
+from bnnas.export import load_backbone_state
 from bnnas.outputs.checkpoint import load_state_strict
 from bnnas.errors import BNNASError
 from bnnas.core.subnet import SubNet
@@ -165,5 +165,5 @@ class BNNASBackbone(BaseModule):
         if prefix and not prefix.endswith("."):  # mmdet writes prefix='backbone' for the keys 'backbone.*'
             prefix += "."
         state = load_backbone_state(path, self.arch, self.se, prefix=prefix)
-        load_state_strict(self, state, f"{path} (for backbone {describe(self.arch)}, se={self.se})")
+        load_state_strict(self, state, f"{path} (for backbone {self.arch.describe(False)}, se={self.se})")
         MMLogger.get_current_instance().info(f"BNNASBackbone: loaded {len(state)} tensors from {path}")

@@ -15,8 +15,8 @@ from bnnas.errors import BNNASError
 from bnnas.outputs.checkpoint import load_checkpoint
 from bnnas.outputs.workdir import claim_work_dir
 from bnnas.training.distributed import init_distributed
-from bnnas.training.retrainer import (DIGITS_EPOCHS, FULL_EPOCHS, LAST_NAME, RetrainConfig, Retrainer,
-                                      describe_arch, log, model_cost)
+from bnnas.training.retrainer import (DIGITS_EPOCHS, FULL_EPOCHS, LAST_NAME, RetrainConfig, Retrainer, log,
+                                      model_cost)
 
 
 # -- command line ----------------------------------------------------------------------------------------------------
@@ -133,7 +133,7 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
     ckpt = load_checkpoint(resume_from, kind="subnet") if resume_from is not None else None
     flops, params = model_cost(arch, cfg.se)
     log.info("retraining %s%s: %.2f MFLOPs at %dpx, %.3f M params; %d epochs x %d steps, global batch %d, "
-             "peak LR %.4g (%s), on %s x%d", describe_arch(arch), " +SE" if cfg.se else "", flops / 1e6,
+             "peak LR %.4g (%s), on %s x%d", arch.describe(), " +SE" if cfg.se else "", flops / 1e6,
              arch.space.input_size, params / 1e6, cfg.epochs, trainer.steps_per_epoch, cfg.batch_size * dist.world_size,
              cfg.peak_lr(), cfg.schedule, device, dist.world_size)
     trainer.fit(resume_from, ckpt)

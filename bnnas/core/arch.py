@@ -72,6 +72,23 @@ class Arch:
         d.update(self.meta)
         return d
 
+    def to_json(self, **extra: Any) -> str:
+        """The ``arch.json`` text: :meth:`to_dict` plus ``extra`` fields, numpy values made plain."""
+        from bnnas.outputs.jsonable import to_jsonable
+
+        return json.dumps(to_jsonable({**self.to_dict(), **extra}), indent=2) + "\n"
+
+    def describe(self, with_classes: bool = True) -> str:
+        """``space [op op ...]`` (plus the class count) for messages."""
+        text = f"{self.space.name} [{' '.join(self.ops)}]"
+        return f"{text} ({self.space.num_classes} classes)" if with_classes else text
+
+    def same_as(self, other: "Arch", ignore_classes: bool = False) -> bool:
+        """Same space and the same op in every layer; the class count too unless ``ignore_classes`` (a backbone
+        does not care about the classifier's width)."""
+        same = self.space.name == other.space.name and self.choices == other.choices
+        return same and (ignore_classes or self.space.num_classes == other.space.num_classes)
+
     def __str__(self) -> str:
         return f"{self.space.name}:[{' '.join(self.ops)}]"
 
@@ -117,14 +134,4 @@ def load_arch(path_or_spec: str | os.PathLike | dict, num_classes: int | None = 
 def save_arch(arch: Arch, path: str | os.PathLike, **extra: Any) -> Path:
     from bnnas.outputs.checkpoint import atomic_write_text
 
-    d = arch.to_dict()
-    d.update(extra)
-    return atomic_write_text(Path(path), json.dumps(d, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+    return atomic_write_text(Path(path), arch.to_json(**extra))

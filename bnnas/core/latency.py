@@ -25,6 +25,7 @@ from torch import nn
 from torch.utils import benchmark
 
 from bnnas.outputs.checkpoint import atomic_write_text
+from bnnas.outputs.jsonable import to_jsonable
 from bnnas.core.flops import CostTable
 from bnnas.core.ops import Head, build_op, build_stem
 from bnnas.core.space import SearchSpace
@@ -145,7 +146,7 @@ def measure_latency_table(space: SearchSpace, device: torch.device | str = "cpu"
         atomic_write_text(Path(cache), json.dumps({
             "format": CACHE_FORMAT, "key": key,
             "per_op": np.where(np.isfinite(per_op), per_op, _ABSENT).tolist(), "base": table.base,
-            "spread": [[None if not np.isfinite(v) else v for v in row] for row in spread.tolist()],
+            "spread": to_jsonable(spread, nan_to_none=True),
             "base_spread": table.base_spread, "passes": table.passes, "threads": threads,
         }))
     return table

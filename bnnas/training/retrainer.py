@@ -146,14 +146,6 @@ def model_cost(arch: Arch, se: bool, input_size: int | None = None) -> tuple[flo
     return flops_table(space, se).of(arch.choices), params_table(space, se).of(arch.choices)
 
 
-def same_arch(a: Arch, b: Arch) -> bool:
-    return a.space.name == b.space.name and a.choices == b.choices and a.space.num_classes == b.space.num_classes
-
-
-def describe_arch(a: Arch) -> str:
-    return f"{a.space.name} [{' '.join(a.ops)}] ({a.space.num_classes} classes)"
-
-
 def _step_seed(seed: int, step: int) -> int:
     return int(np.random.SeedSequence([seed, 0x5EED, step]).generate_state(1)[0])
 
@@ -255,9 +247,9 @@ class Retrainer:
         if found.space.num_classes != self.arch.space.num_classes:
             raise BNNASError(f"{path} was trained for {found.space.num_classes} classes but the data {self.data.name!r}"
                              f" has {self.arch.space.num_classes}; use another --work-dir")
-        if not same_arch(found, self.arch):
-            raise BNNASError(f"{path} holds another architecture ({describe_arch(found)}) than --arch "
-                             f"({describe_arch(self.arch)}); use another --work-dir")
+        if not found.same_as(self.arch):
+            raise BNNASError(f"{path} holds another architecture ({found.describe()}) than --arch "
+                             f"({self.arch.describe()}); use another --work-dir")
         if bool(ckpt.get("se")) != self.cfg.se:
             raise BNNASError(f"{path} was trained {'with' if ckpt.get('se') else 'without'} --se; "
                              f"pass the same setting or use another --work-dir")

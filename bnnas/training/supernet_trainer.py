@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from bnnas.outputs.checkpoint import atomic_save, atomic_write_text, load_checkpoint, load_state_strict
+from bnnas.outputs.jsonable import to_jsonable
 from bnnas.data import ClassificationData, ResumableSampler, SeededDataset
 from bnnas.data.fingerprint import data_fingerprint, fingerprint_diff
 from bnnas.training.distributed import DistInfo, all_reduce_mean
@@ -116,10 +116,6 @@ def init_branch_gammas(model: Supernet, gamma: float) -> None:
         layer = model.space.layers[li]
         if bn is not None and layer.searchable and layer.stride == 1 and layer.cin == layer.cout:
             bn.weight.fill_(gamma)
-
-
-def _nan_to_none(table: np.ndarray) -> list:
-    return [[None if math.isnan(v) else float(v) for v in row] for row in table]
 
 
 def scores_from_record(rec: EpochRecord | dict) -> np.ndarray:
@@ -272,7 +268,7 @@ class SupernetTrainer:
             run = all_reduce_mean(self._run_loss.to(self.device), self.dist).cpu() / max(1, self.step_in_epoch)
             scores = bn_score_table(self.model).scores
             rec = EpochRecord(self.epoch + 1, float(run[0]), float(run[1]), float(self.optimizer.param_groups[0]["lr"]),
-                              time.perf_counter() - t0, _nan_to_none(scores))
+                              time.perf_counter() - t0, to_jsonable(scores, nan_to_none=True))
             self.history.append(rec)
             self.epoch += 1
             self.step_in_epoch = 0

@@ -35,7 +35,7 @@ from bnnas.core.arch import Arch
 from bnnas.outputs.checkpoint import atomic_write_text
 from bnnas.data import ClassificationData
 from bnnas.training.distributed import DistInfo
-from bnnas.trust.early_bird import consecutive_similarity, settle_epoch, similarity_matrix
+from bnnas.trust.early_bird import consecutive_similarity, settle_epoch
 from bnnas.errors import BNNASError
 from bnnas.core.flops import flops_table
 from bnnas.indicators.bn import ScoreTable
