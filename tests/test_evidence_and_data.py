@@ -62,6 +62,15 @@ def test_holdout_comes_from_the_training_split_never_the_test_split(fake_fashion
     assert data.heldout.dataset.images.shape[0] == 40  # indices into the 40 training images, not the 20 test ones
 
 
+def test_search_and_ranking_study_hold_out_the_same_images(fake_fashion):
+    from bnnas.trust.correlation import study_data
+
+    search = ds.build_classification_data("fashion-mnist", 32, holdout=10, seed=3)
+    study = study_data(ds.build_classification_data("fashion-mnist", 32, seed=3), 10, seed=3)
+    assert search.heldout.indices == study.heldout.indices == ds.holdout_split(40, 10, 3)[1]
+    assert search.train.indices == study.train.indices
+
+
 def test_digits_fallback_when_fashion_mnist_is_missing(tmp_path, monkeypatch):
     monkeypatch.setattr(ds, "FASHION_MNIST_DIR", tmp_path / "absent")
     assert ds.default_builtin() == "digits"

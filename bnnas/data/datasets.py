@@ -148,6 +148,14 @@ def default_builtin() -> str:
     return "fashion-mnist" if fashion_mnist_available() else "digits"
 
 
+def holdout_split(n: int, holdout: int, seed: int = 0) -> tuple[list[int], list[int]]:
+    """(kept, held out) sorted indices of an n-image training split: ``holdout`` images drawn at random under
+    ``seed``. Every hold-out (a search's spos-acc set, the ranking study's) uses this one rule, so a seed holds out
+    the same images everywhere."""
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[holdout:]).tolist(), np.sort(perm[:holdout]).tolist()
+
+
 def _builtin_data(name: str, size: int, holdout: int, seed: int) -> ClassificationData:
     if name == "fashion-mnist":
         train_aug, train_plain, val = (load_fashion_mnist_split("train", size, True),
@@ -161,8 +169,7 @@ def _builtin_data(name: str, size: int, holdout: int, seed: int) -> Classificati
     if not holdout:
         return ClassificationData(name, train_aug, val, 10, size, train_eval=train_plain)
     # the spos-acc hold-out comes out of the training split: the val/test split stays unseen by every search
-    perm = np.random.default_rng(seed).permutation(n)
-    keep, held = np.sort(perm[holdout:]).tolist(), np.sort(perm[:holdout]).tolist()
+    keep, held = holdout_split(n, holdout, seed)
     return ClassificationData(name, Subset(train_aug, keep), val, 10, size, heldout=Subset(train_plain, held),
                               train_eval=Subset(train_plain, keep))
 
@@ -233,21 +240,20 @@ def _build(data, input_size, holdout, seed, decode) -> ClassificationData:
     n = len(train_full)
     if holdout >= n:
         raise BNNASError(f"--holdout {holdout} leaves no training images ({n} in {train_dir})")
-    perm = np.random.default_rng(seed).permutation(n)
-    keep, held = np.sort(perm[holdout:]), np.sort(perm[:holdout])
-    train = Subset(train_full, keep.tolist()) if holdout else train_full
+    keep, held = holdout_split(n, holdout, seed)
+    train = Subset(train_full, keep) if holdout else train_full
     collate_fn = device_transform = None
     if decode == "gpu":
         from bnnas.data.gpu_decode import GpuJpegAugment, JpegBytesDataset, collate_jpeg
 
         raw = JpegBytesDataset(train_full.samples, scale=(0.08, 1.0), hflip=0.5)
-        train = Subset(raw, keep.tolist()) if holdout else raw
+        train = Subset(raw, keep) if holdout else raw
         collate_fn, device_transform = collate_jpeg, GpuJpegAugment(size)
-    heldout = Subset(train_eval_full, held.tolist()) if holdout else None
+    heldout = Subset(train_eval_full, held) if holdout else None
     val_dir = root / "val"
     val = ImageFolder(str(_check_split(val_dir)), transform=eval_tf, loader=pil_loader) if val_dir.is_dir() else heldout
     if val is None:
-        val = Subset(train_eval_full, perm[: min(n, 1000)].tolist())  # no val/: report accuracy on a train sample
+        val = Subset(train_eval_full, holdout_split(n, min(n, 1000), seed)[1])  # no val/: accuracy on a train sample
     return ClassificationData(root.name, train, val, len(train_full.classes), size, heldout=heldout,
-                              train_eval=Subset(train_eval_full, keep.tolist()), collate_fn=collate_fn,
+                              train_eval=Subset(train_eval_full, keep), collate_fn=collate_fn,
                               device_transform=device_transform)

@@ -33,7 +33,7 @@ from torch.utils.data import Subset
 
 from bnnas.core.arch import Arch
 from bnnas.outputs.checkpoint import atomic_write_text
-from bnnas.data import ClassificationData
+from bnnas.data import ClassificationData, holdout_split
 from bnnas.training.distributed import DistInfo
 from bnnas.trust.early_bird import consecutive_similarity, settle_epoch
 from bnnas.errors import BNNASError
@@ -117,8 +117,7 @@ def study_data(data: ClassificationData, holdout: int, seed: int = 0,
         raise BNNASError("training set and its evaluation-transform copy differ in length; cannot split")
     if not 0 < holdout < n:
         raise BNNASError(f"--holdout must be between 1 and {n - 1} (training images: {n}), got {holdout}")
-    perm = np.random.default_rng([seed, 1]).permutation(n)
-    keep, held = np.sort(perm[holdout:]).tolist(), np.sort(perm[:holdout]).tolist()
+    keep, held = holdout_split(n, holdout, seed)
     if limit_train is not None:
         if limit_train < 1:
             raise BNNASError(f"--limit-train must be positive, got {limit_train}")
