@@ -2,12 +2,16 @@
 # Create .venv with everything bnnas, its tests and its mmdet plugin need. Idempotent: a second run is a no-op.
 # mmcv 2.1.0 has no wheel on PyPI and its setup.py predates torch 2.14's C++20 headers, so we build it once from the
 # sdist with the standard raised to C++20 and keep the wheel in ~/.cache/bnnas (keyed by mmcv + torch version).
+# Every version installed comes from constraints.txt (passed to each pip install with -c).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${BNNAS_VENV:-.venv}
 PY=${PYTHON:-python3}
-TORCH=2.14.1; TORCHVISION=0.29.1; MMCV=2.1.0
-STAMP="$VENV/.bnnas-setup-$(sha1sum pyproject.toml scripts/setup_env.sh | sha1sum | cut -c1-12)"
+PINS=$PWD/constraints.txt
+pinned() { sed -n "s/^$1==\([^ ]*\).*/\1/p" "$PINS"; }
+TORCH=$(pinned torch); MMCV=$(pinned mmcv)
+: "${TORCH:?no torch== pin in constraints.txt}" "${MMCV:?no mmcv== pin in constraints.txt}"
+STAMP="$VENV/.bnnas-setup-$(sha1sum pyproject.toml constraints.txt scripts/setup_env.sh | sha1sum | cut -c1-12)"
 # Fashion-MNIST, the demo's data, is a Debian package; without apt (or root) the demo falls back to the digits.
 if [ ! -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] && command -v apt-get >/dev/null \
    && [ "$(id -u)" = 0 ]; then
@@ -19,15 +23,15 @@ fi
 
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
-pip install "setuptools<81" wheel
-pip install "torch==$TORCH" "torchvision==$TORCHVISION" "setuptools<81"
+pip install -c "$PINS" setuptools wheel
+pip install -c "$PINS" torch torchvision
 
 CACHE=${BNNAS_CACHE:-$HOME/.cache/bnnas}/wheels/mmcv-$MMCV-torch-$TORCH-$("$VENV/bin/python" -c 'import sys;print("cp%d%d"%sys.version_info[:2])')
 if ! ls "$CACHE"/mmcv-*.whl >/dev/null 2>&1; then
   echo "[setup] building mmcv $MMCV with compiled ops (about 11 min on 2 cores; cached in $CACHE)"
-  pip install "numpy<2" ninja packaging addict yapf "opencv-python-headless<4.11" pyyaml
+  pip install -c "$PINS" numpy ninja packaging addict yapf opencv-python-headless pyyaml
   WORK=$(mktemp -d)
-  pip download --no-deps --no-binary :all: --no-build-isolation "mmcv==$MMCV" -d "$WORK"
+  pip download -c "$PINS" --no-deps --no-binary :all: --no-build-isolation "mmcv==$MMCV" -d "$WORK"
   tar -xzf "$WORK"/mmcv-$MMCV.tar.gz -C "$WORK"
   sed -i -E 's/-std=c\+\+1[47]/-std=c++20/g' "$WORK/mmcv-$MMCV/setup.py"
   mkdir -p "$CACHE"
@@ -36,7 +40,7 @@ if ! ls "$CACHE"/mmcv-*.whl >/dev/null 2>&1; then
   mv "$WORK"/dist/mmcv-*.whl "$CACHE"/
   rm -rf "$WORK"
 fi
-pip install "$CACHE"/mmcv-*.whl
-pip install -e ".[dev]"
+pip install -c "$PINS" "$CACHE"/mmcv-*.whl
+pip install -c "$PINS" -e ".[dev]"
 touch "$STAMP"
 echo "[setup] ready: $VENV"
