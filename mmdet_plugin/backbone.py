@@ -142,7 +142,7 @@ class BNNASBackbone(BaseModule):
 
     # ------------------------------------------------------------------ weights
     def init_weights(self) -> None:
-        """Load a ``Pretrained`` checkpoint strictly (and check its arch); ``'scratch'`` keeps the SPEC init."""
+        """Load a ``Pretrained`` checkpoint strictly (and check its arch); ``'scratch'`` keeps bnnas's own init."""
         cfg = self.init_cfg
         if isinstance(cfg, dict) and cfg.get("type") == "Pretrained":
             ckpt = cfg.get("checkpoint")

@@ -14,7 +14,7 @@ from bnnas.core.subnet import SubNet
 from bnnas.core.supernet import Supernet
 
 
-def test_spos_imagenet_space_matches_spec():
+def test_spos_imagenet_space_matches_the_papers_layout():
     s = get_space("spos-imagenet")
     assert len(s.layers) == 21
     assert [l.size_in for l in s.layers] == [112] + [56] * 4 + [28] * 4 + [14] * 8 + [7] * 4
@@ -27,7 +27,7 @@ def test_spos_imagenet_space_matches_spec():
     assert s.feature_layers[1:] == (7, 15, 20)  # strides 8, 16, 32 end at L7, L15, L20
 
 
-def test_fairnas_space_matches_spec():
+def test_fairnas_space_matches_the_papers_layout():
     s = get_space("fairnas-imagenet")
     assert len(s.layers) == 19 and all(l.choices == MBCONV_OPS for l in s.layers)
     assert (s.stem_channels, s.first_channels, s.head_channels) == (32, 16, 1280)

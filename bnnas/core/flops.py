@@ -1,6 +1,6 @@
 """Per-op FLOPs/params lookup tables.
 
-Convention (SPEC section 2): multiply-accumulates of every convolution plus the FC counted as (2*C_in - 1)*C_out, at
+Convention (the NAS papers'): multiply-accumulates of every convolution plus the FC counted as (2*C_in - 1)*C_out, at
 the space's input size, batch 1; BN, activations, pooling and adds are free. Params: conv and FC weights, FC bias, BN
 gamma and beta. Because each layer has fixed in/out widths, a subnet's cost is ``base + sum_l table[l, choice_l]``,
 which is what makes the exact knapsack search possible.

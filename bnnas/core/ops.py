@@ -82,7 +82,7 @@ class Head(nn.Module):
 
 
 def init_weights(model: nn.Module) -> None:
-    """SPEC init: conv ~ N(0, sqrt(2 / (k^2 * C_out))), BN gamma=1 beta=0, FC left at PyTorch's default."""
+    """Fan-out normal init: conv ~ N(0, sqrt(2 / (k^2 * C_out))), BN gamma=1 beta=0, FC left at PyTorch's default."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels

@@ -121,14 +121,14 @@ SPACE_TABLES: dict[str, SpaceTable] = {
         input_size=224, stem=(40, 2), first_channels=24,
         stages=((6, 32, 4, 2), (6, 56, 4, 2), (6, 112, 4, 2), (6, 128, 4, 1), (6, 256, 4, 2), (6, 432, 1, 1)),
         head_channels=1728, num_classes=1000, fixed_identity=(1, 5, 6, 9),
-        description="BN-NAS/SPOS MobileNet space at 224px (SPEC section 2)", default_budget=475.0,
+        description="BN-NAS/SPOS MobileNet space at 224px, 21 layers (4 fixed to identity)", default_budget=475.0,
     ),
     # FairNAS space (ABS FairNAS / FairNAS-A): 19 layers, 6 ops each, no identity.
     "fairnas-imagenet": SpaceTable(
         input_size=224, stem=(32, 2), first_channels=16,
         stages=((6, 32, 2, 2), (6, 40, 4, 2), (6, 80, 4, 2), (6, 96, 4, 1), (6, 192, 4, 2), (6, 320, 1, 1)),
         head_channels=1280, num_classes=1000,
-        description="FairNAS-A MobileNet space at 224px (SPEC section 2)", default_budget=330.0,
+        description="FairNAS-A MobileNet space at 224px, 19 layers of 6 MBConv ops", default_budget=330.0,
     ),
     # Small-input space for 32x32 images (CIFAR-sized, and the built-in digits set): 12 layers, CPU-friendly.
     "spos-small": SpaceTable(

@@ -10,7 +10,7 @@ from bnnas.core.ops import Head, build_op, build_stem, init_weights
 
 
 class SubNet(nn.Module):
-    """The chosen path as a plain network; ``se`` adds squeeze-excitation to every MBConv (SPEC's "+SE" model).
+    """The chosen path as a plain network; ``se`` adds squeeze-excitation to every MBConv (the papers' "+SE" models).
 
     ``forward_features`` returns the outputs of the given layers (default: the last layer of each stride), which is
     what detection backbones consume.
