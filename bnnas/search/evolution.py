@@ -2,9 +2,9 @@
 from them, fill up the population with random subnets, repeat.
 
 Defaults follow the official code: population 50, top-k 10, 25 mutations + 25 crossovers per iteration, mutation
-probability 0.1, 20 iterations (1000 subnets scored). A child that is over budget or was seen before is drawn
-again, at most ``max_tries`` times per wanted child. The initial population and the refill are uniform over the
-subnets within budget (:class:`FeasibleSampler`).
+probability 0.1, 20 iterations (1000 subnets scored). Children are tried first-come, up to ``max_tries`` tries per
+wanted child; one that is over budget or was seen before is skipped. The initial population and the refill are
+uniform over the subnets within budget (:class:`FeasibleSampler`).
 """
 
 from __future__ import annotations
@@ -51,15 +51,9 @@ def evolutionary_search(
         return np.where(rng.random(a.shape) < 0.5, a, b)
 
     def breed(make: Callable[[np.ndarray, int], np.ndarray], top: np.ndarray, n: int) -> list[np.ndarray]:
-        """Up to n new children within budget; rejected ones are drawn again, max_tries rounds in all."""
-        kids: list[np.ndarray] = []
-        for _ in range(max_tries):
-            if len(kids) >= n:
-                break
-            cands = make(top, n)
-            kids += take_unseen(cands, subnet_keys(cands, feasible.base), seen, n - len(kids),
-                                lambda rows: cost.batch(rows) <= limit)
-        return kids
+        """The first n children that are new and within budget out of max_tries * n tries (drawn in one batch)."""
+        cands = make(top, max_tries * n)
+        return take_unseen(cands, subnet_keys(cands, feasible.base), seen, n, lambda rows: cost.batch(rows) <= limit)
 
     cands = feasible.sample(rng, population, seen)
     history_pop, history_score = [], []
