@@ -104,7 +104,7 @@ def test_resume_equals_uninterrupted_at_epoch_boundary(tmp_path, digits):
     resumed.fit(resume=True)
     for k, v in _state(resumed.model).items():
         assert torch.equal(v, ref[k]), k
-    assert [h.loss for h in resumed.history] == [h.loss for h in full.history]
+    assert [h.train_loss for h in resumed.history] == [h.train_loss for h in full.history]
 
 
 def test_resume_mid_epoch_equals_uninterrupted(tmp_path, digits):

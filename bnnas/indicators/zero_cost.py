@@ -1,6 +1,6 @@
 """Two published zero-cost proxies, evaluated on a supernet path, as pluggable indicators.
 
-Neither is BNNAS++'s composite indicator (its equations are not available to us -- see SPEC section 8); they are
+Neither is BNNAS++'s composite indicator (its paper does not give its equations); they are
 candidates with a definition we can cite, measured next to the BN indicator by ``tools/correlation.py``.
 
 * ``naswot`` -- Mellor, Turner, Storkey, Crowley, "Neural Architecture Search without Training", ICML 2021
@@ -36,6 +36,7 @@ from torch import nn
 from bnnas.core.flops import flops_table
 from bnnas.indicators.bn import ScoreTable, register_indicator
 from bnnas.core.supernet import Supernet
+from bnnas.training.bn_stats import preserved_bn_stats
 
 RECTIFIERS = (nn.ReLU, nn.ReLU6)
 
@@ -73,22 +74,12 @@ def _collect_codes(modules: Iterable[nn.Module]):
 @contextlib.contextmanager
 def _batch_stats_without_side_effects(model: nn.Module):
     """Train-mode BN (batch statistics) without touching the running statistics."""
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [(bn.momentum, bn.running_mean.clone() if bn.running_mean is not None else None,
-              bn.running_var.clone() if bn.running_var is not None else None,
-              bn.num_batches_tracked.clone() if bn.num_batches_tracked is not None else None) for bn in bns]
     was_training = model.training
     model.train()
     try:
-        yield
+        with preserved_bn_stats(model):
+            yield
     finally:
-        for bn, (mom, mean, var, nbt) in zip(bns, saved):
-            bn.momentum = mom
-            if mean is not None:
-                bn.running_mean.copy_(mean)
-                bn.running_var.copy_(var)
-            if nbt is not None:
-                bn.num_batches_tracked.copy_(nbt)
         model.train(was_training)
 
 

@@ -162,14 +162,12 @@ def obtain_supernet(space: SearchSpace, data: ClassificationData, spec: Supernet
                                   "history": hist}
     cfg = SupernetTrainConfig(epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr, sampler=spec.sampler,
                               train_mode=spec.mode, bn_params=spec.bn_params, seed=spec.seed,
-                              workers=spec.workers, gamma_init=spec.gamma_init)
-    if cfg.lr is None:
-        cfg.lr = max(0.05, 0.8 * cfg.batch_size * dist.world_size / 1024)
+                              workers=spec.workers, gamma_init=spec.gamma_init, world_size=dist.world_size)
     torch.manual_seed(spec.seed)
     model = Supernet(space)
     trainer = SupernetTrainer(model, data, cfg, work_dir, device, dist, show_progress=not quiet)
     result = trainer.fit(resume=True)
-    hist = [asdict(h) for h in result.history]
+    hist = [h.to_dict() for h in result.history]
     return model, {"source": str(trainer.ckpt_path), "reused": False, "train_mode": spec.mode, "epochs": len(hist),
                    "seconds": float(sum(h["seconds"] for h in hist)), "config": asdict(cfg), "history": hist}
 
