@@ -187,7 +187,8 @@ class SupernetTrainer(Trainer):
             self.write_score_history()
 
     def fit(self, resume: bool = True, on_epoch_end: Callable[[SupernetTrainer], bool] | None = None) -> TrainResult:
-        """Train until ``cfg.epochs`` (or until ``on_epoch_end`` returns True); resumes from the work dir's checkpoint."""
+        """Train until ``cfg.epochs`` (or until ``on_epoch_end`` returns True), resuming from the work dir's
+        checkpoint."""
         if resume and self.ckpt_path.exists():
             self.load(self.ckpt_path)
         result = TrainResult(history=self.history, checkpoint=self.ckpt_path)

@@ -1,4 +1,4 @@
-"""Ranking study: how well does each indicator rank subnets on *this* data? (issue 5, part 1)
+"""Ranking study: how well does each indicator rank subnets on *this* data?
 
 1. Sample K subnets spread over the FLOPs range (one per equal-width FLOPs bin).
 2. Train each from scratch on a short proxy schedule (:mod:`bnnas.training.proxy`) -> held-out accuracy (ground truth).
@@ -467,7 +467,7 @@ def write_study_outputs(doc: dict, work_dir: Path) -> dict:
                   f"| {_fmt(r['spearman_rho'])} ({_fmt(r['spearman_p'], 2)}) {_ci_str(r.get('spearman_rho_ci'))} | "
                   f"{r['supernet_epochs']} | {r['supernet_seconds']:.0f} | "
                   f"{r['score_seconds']:.2f} | {r[key]:.2f}{'' if r['search_seconds_measured'] else ' (est.)'} |")
-    md += ["", "Ranking stability of the supernets (early-bird, SPEC section 4):", ""]
+    md += ["", "Ranking stability of the supernets (early-bird: op-score ranks of consecutive epochs):", ""]
     for k, s in doc["supernets"].items():
         md.append(f"- {k}: {s['epochs']} epochs, ranking settled at epoch {s['ranking']['settled_at']}")
     md += ["", "| # | MFLOPs | val acc | ops |", "|---|---|---|---|"]
