@@ -62,7 +62,7 @@ def test_supernet_trainer_consumes_raw_jpeg_batches(tmp_path):
     tr = SupernetTrainer(Supernet(get_space("spos-small", data.num_classes)), data, cfg, tmp_path / "run",
                          torch.device("cpu"), show_progress=False)
     res = tr.fit()
-    assert len(res.history) == 1 and np.isfinite(res.history[0].loss)
+    assert len(res.history) == 1 and np.isfinite(res.history[0].train_loss)
 
 
 def test_unknown_decode_refused(tmp_path):

@@ -437,6 +437,7 @@ def test_finished_checkpoint_is_written_last_and_resume_repairs_op_scores(tmp_pa
     from torch.utils.data import Subset
 
     import bnnas.training.supernet_trainer as ts
+    import bnnas.training.trainer as tr  # the shared loop writes the checkpoints
     from bnnas.data import ClassificationData
     from bnnas.core.supernet import Supernet
 
@@ -446,8 +447,8 @@ def test_finished_checkpoint_is_written_last_and_resume_repairs_op_scores(tmp_pa
         ts.SupernetTrainConfig(epochs=2, batch_size=4, workers=0, lr=0.1), tmp_path, torch.device("cpu"),
         show_progress=False)
     writes = []
-    real_save, real_text = ts.atomic_save, ts.atomic_write_text
-    monkeypatch.setattr(ts, "atomic_save",
+    real_save, real_text = tr.atomic_save, ts.atomic_write_text
+    monkeypatch.setattr(tr, "atomic_save",
                         lambda obj, p: (writes.append(("ckpt", obj["finished"])), real_save(obj, p))[1])
     monkeypatch.setattr(ts, "atomic_write_text", lambda p, t: (writes.append((Path(p).name, None)), real_text(p, t))[1])
     make().fit()

@@ -104,7 +104,7 @@ def test_resume_equals_uninterrupted_at_epoch_boundary(tmp_path, digits):
     resumed.fit(resume=True)
     for k, v in _state(resumed.model).items():
         assert torch.equal(v, ref[k]), k
-    assert [h.loss for h in resumed.history] == [h.loss for h in full.history]
+    assert [h.train_loss for h in resumed.history] == [h.train_loss for h in full.history]
 
 
 def test_resume_mid_epoch_equals_uninterrupted(tmp_path, digits):
@@ -153,3 +153,35 @@ def test_checkpoint_is_written_atomically(tmp_path, digits, monkeypatch):
         t.save()
     assert t.ckpt_path.read_bytes() == good  # the old checkpoint survives a failed write
     assert not list(tmp_path.glob(".supernet.pth.*"))  # and no temp file is left behind
+
+
+def test_resume_accepts_checkpoints_of_earlier_versions(tmp_path, digits):
+    """Earlier checkpoints: history records with 'loss', the default LR stored as its value, no world size or
+    time; resuming one equals resuming the current format."""
+    from bnnas.outputs.checkpoint import atomic_save, load_checkpoint
+
+    kw = dict(epochs=2, lr=None, batch_size=32)
+    t = _trainer(tmp_path / "now", digits, **kw)
+    t.fit(resume=False, on_epoch_end=lambda t: True)
+    ck = load_checkpoint(t.ckpt_path)
+    old = {k: v for k, v in ck.items() if k not in ("world_size", "seconds")}
+    old["config"] = {**{k: v for k, v in ck["config"].items() if k != "world_size"}, "lr": t.cfg.peak_lr()}
+    old["history"] = [{("loss" if k == "train_loss" else k): v for k, v in h.items()} for h in ck["history"]]
+    atomic_save(old, tmp_path / "old" / "supernet.pth")
+    runs = [_trainer(tmp_path / d, digits, **kw) for d in ("now", "old")]
+    for r in runs:
+        r.fit(resume=True)
+    assert all(torch.equal(v, runs[1].model.state_dict()[k]) for k, v in runs[0].model.state_dict().items())
+    assert [h.train_loss for h in runs[0].history] == [h.train_loss for h in runs[1].history]
+    with pytest.raises(BNNASError, match=r"other settings.*lr: 0\.05 -> 0\.1"):
+        _trainer(tmp_path / "old", digits, epochs=2, lr=0.1, batch_size=32).fit(resume=True)
+
+
+def test_default_lr_scales_with_the_global_batch():
+    from bnnas.training.engine import scaled_lr
+    from bnnas.training.retrainer import RetrainConfig
+
+    assert SupernetTrainConfig(batch_size=64).peak_lr() == 0.05  # the floor
+    assert SupernetTrainConfig(batch_size=256, world_size=4).peak_lr() == scaled_lr(0.8, 256, 4) == 0.8
+    assert RetrainConfig(batch_size=128, world_size=8).peak_lr() == 0.5
+    assert SupernetTrainConfig(batch_size=256, world_size=4, lr=0.3).peak_lr() == 0.3

@@ -156,9 +156,7 @@ def _train_or_load(args, space, data, device, dist, work_dir: Path) -> tuple[Sup
         warmup_epochs=args.warmup_epochs, sampler=args.sampler, train_mode=args.train_mode, bn_params=args.bn_params,
         gamma_init=args.gamma_init,
         seed=args.seed, workers=args.workers if args.workers is not None else (0 if is_builtin(data.name) else 8),
-        amp=not args.no_amp, ckpt_every=args.ckpt_every)
-    if cfg.lr is None:
-        cfg.lr = max(0.05, 0.8 * cfg.batch_size * dist.world_size / 1024)
+        amp=not args.no_amp, ckpt_every=args.ckpt_every, world_size=dist.world_size)
     torch.manual_seed(args.seed)
     model = Supernet(space)
     trainer = SupernetTrainer(model, data, cfg, work_dir, device, dist, show_progress=not args.quiet)
@@ -172,7 +170,7 @@ def _train_or_load(args, space, data, device, dist, work_dir: Path) -> tuple[Sup
         result = TrainResult(history=trainer.history, stopped_early_at=trainer.epoch, checkpoint=trainer.ckpt_path)
     else:
         result = trainer.fit(resume=True, on_epoch_end=cb)
-    return model, {"source": str(trainer.ckpt_path), "history": [asdict(h) for h in result.history],
+    return model, {"source": str(trainer.ckpt_path), "history": [h.to_dict() for h in result.history],
                    "config": asdict(cfg), "seconds": time.perf_counter() - t0,
                    "stopped_early_at": result.stopped_early_at}
 
@@ -312,7 +310,7 @@ def _write_outputs(work_dir, space, arch, bn_table, train_info, results, budget,
         files["early_bird_plot"] = plots.plot_similarity(sim, work_dir / "early_bird.png", settled).name
         np.savetxt(work_dir / "rank_similarity.csv", sim, delimiter=",", fmt="%.5f")
     if history:
-        files["training_plot"] = plots.plot_training([h["epoch"] for h in history], [h["loss"] for h in history],
+        files["training_plot"] = plots.plot_training([h["epoch"] for h in history], [h["train_loss"] for h in history],
                                                      [h["train_acc"] for h in history], work_dir / "training.png").name
     hist = results["evolution"].history if "evolution" in results else next(iter(results.values())).history
     files["search_plot"] = plots.plot_search(hist, budget, {k: (r.cost, r.score) for k, r in results.items()},

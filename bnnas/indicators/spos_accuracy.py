@@ -7,10 +7,10 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from bnnas.indicators.registry import register_indicator
+from bnnas.training.bn_stats import preserved_bn_stats
 from bnnas.core.supernet import Supernet
 
 
@@ -31,25 +31,18 @@ class AccuracyIndicator:
     @torch.no_grad()
     def accuracy(self, choices: Sequence[int]) -> float:
         choices = [int(c) for c in choices]
-        bns = [m for mod in self.model.path_modules(choices) for m in mod.modules() if isinstance(m, nn.BatchNorm2d)]
-        saved = [(bn.momentum, bn.running_mean.clone(), bn.running_var.clone(), bn.num_batches_tracked.clone())
-                 for bn in bns]
-        for bn in bns:
-            bn.reset_running_stats()
-            bn.momentum = None  # cumulative average over the calibration batches
-        self.model.train()
-        for x, _ in self.calib:
-            self.model(x.to(self.device), choices)
-        self.model.eval()
-        correct = total = 0
-        for x, y in self.eval:
-            correct += (self.model(x.to(self.device), choices).argmax(1).cpu() == y).sum().item()
-            total += len(y)
-        for bn, (mom, mean, var, nbt) in zip(bns, saved):  # leave the supernet as we found it
-            bn.momentum = mom
-            bn.running_mean.copy_(mean)
-            bn.running_var.copy_(var)
-            bn.num_batches_tracked.copy_(nbt)
+        with preserved_bn_stats(self.model.path_modules(choices)) as bns:  # leave the supernet as we found it
+            for bn in bns:
+                bn.reset_running_stats()
+                bn.momentum = None  # cumulative average over the calibration batches
+            self.model.train()
+            for x, _ in self.calib:
+                self.model(x.to(self.device), choices)
+            self.model.eval()
+            correct = total = 0
+            for x, y in self.eval:
+                correct += (self.model(x.to(self.device), choices).argmax(1).cpu() == y).sum().item()
+                total += len(y)
         return correct / max(1, total)
 
     def __call__(self, pop: np.ndarray) -> np.ndarray:

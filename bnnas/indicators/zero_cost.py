@@ -37,6 +37,7 @@ from bnnas.core.flops import flops_table
 from bnnas.indicators.bn import ScoreTable
 from bnnas.indicators.registry import register_indicator
 from bnnas.core.supernet import Supernet
+from bnnas.training.bn_stats import preserved_bn_stats
 
 RECTIFIERS = (nn.ReLU, nn.ReLU6)
 
@@ -74,22 +75,12 @@ def _collect_codes(modules: Iterable[nn.Module]):
 @contextlib.contextmanager
 def _batch_stats_without_side_effects(model: nn.Module):
     """Train-mode BN (batch statistics) without touching the running statistics."""
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [(bn.momentum, bn.running_mean.clone() if bn.running_mean is not None else None,
-              bn.running_var.clone() if bn.running_var is not None else None,
-              bn.num_batches_tracked.clone() if bn.num_batches_tracked is not None else None) for bn in bns]
     was_training = model.training
     model.train()
     try:
-        yield
+        with preserved_bn_stats(model):
+            yield
     finally:
-        for bn, (mom, mean, var, nbt) in zip(bns, saved):
-            bn.momentum = mom
-            if mean is not None:
-                bn.running_mean.copy_(mean)
-                bn.running_var.copy_(var)
-            if nbt is not None:
-                bn.num_batches_tracked.copy_(nbt)
         model.train(was_training)
 
 

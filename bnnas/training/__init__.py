@@ -1,2 +1,2 @@
-"""Training: the supernet trainer (BN-only or all parameters), subnet retraining and the short proxy schedule,
-with optimizer, LR schedule, precision and distributed helpers."""
+"""Training: one shared loop (trainer.py) under the supernet trainer (BN-only or all parameters), subnet retraining
+and the short proxy schedule, with the LR rule, optimizer, schedule, BN-statistics and distributed helpers."""

@@ -9,19 +9,19 @@ averaged) reduces.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from bnnas.core.arch import Arch
-from bnnas.data import ResumableSampler, SeededDataset
-from bnnas.training.engine import build_optimizer, build_scheduler
-from bnnas.errors import BNNASError
 from bnnas.core.flops import flops_table, params_table
 from bnnas.core.subnet import SubNet
+from bnnas.data import ClassificationData
+from bnnas.training.engine import build_optimizer, build_scheduler
+from bnnas.training.trainer import Trainer, evaluate
 
 
 @dataclass
@@ -45,59 +45,39 @@ class ProxyConfig:
         return asdict(self)
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, data: Dataset, device: torch.device, batch_size: int = 256) -> tuple[float, float]:
-    """(top-1 accuracy, mean cross-entropy) of ``model`` on ``data``."""
-    model.eval()
-    correct, loss, n = 0, 0.0, 0
-    for x, y in DataLoader(data, batch_size):
-        x, y = x.to(device), y.to(device)
-        out = model(x).float()
-        loss += nn.functional.cross_entropy(out, y, reduction="sum").item()
-        correct += (out.argmax(1) == y).sum().item()
-        n += len(y)
-    if n == 0:
-        raise BNNASError("evaluation set is empty")
-    return correct / n, loss / n
+class ProxyTrainer(Trainer):
+    """The proxy schedule: no checkpoints, no per-epoch evaluation or logging."""
+
+    label = "proxy"
+
+    def __init__(self, arch: Arch, data: ClassificationData, cfg: ProxyConfig, device: torch.device):
+        torch.manual_seed(cfg.seed)
+        super().__init__(SubNet(arch, dropout=cfg.dropout), data, cfg, device, show_progress=False)
+        self.optimizer = build_optimizer(self.model, cfg.lr, cfg.momentum, cfg.weight_decay)
+        self.scheduler = build_scheduler(self.optimizer, cfg.epochs * self.steps_per_epoch,
+                                         int(cfg.warmup_epochs * self.steps_per_epoch), 0.1 * cfg.lr)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.clip_norm = cfg.grad_clip_norm
+
+    def _count(self, loss: torch.Tensor, correct: torch.Tensor, n: int) -> None:
+        # the loss as the mean of the steps' losses, as the cached results of earlier versions have it
+        self._running += torch.stack([loss.double(), correct.double(),
+                                      torch.tensor(float(n), dtype=torch.float64, device=self.device)])
+
+    def _train_stats(self, reduce: bool = True) -> tuple[float, float]:
+        loss, correct, n = self._running.tolist()
+        return loss / max(1, self.step_in_epoch), correct / max(1.0, n)
 
 
 def _train_once(arch: Arch, train: Dataset, val: Dataset, cfg: ProxyConfig, seed: int,
                 device: torch.device, collate_fn=None, device_transform=None) -> dict:
-    torch.manual_seed(seed)
-    model = SubNet(arch, dropout=cfg.dropout).to(device)
-    optimizer = build_optimizer(model, cfg.lr, cfg.momentum, cfg.weight_decay)
-    dataset = SeededDataset(train, seed)
-    sampler = ResumableSampler(len(dataset), seed, shuffle=True)
-    steps_per_epoch = len(sampler) // cfg.batch_size
-    if steps_per_epoch == 0:
-        raise BNNASError(f"proxy batch size {cfg.batch_size} is larger than the {len(sampler)} training images")
-    total = cfg.epochs * steps_per_epoch
-    scheduler = build_scheduler(optimizer, total, int(cfg.warmup_epochs * steps_per_epoch), 0.1 * cfg.lr)
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    step, last_loss = 0, float("nan")
-    model.train()
-    for epoch in range(cfg.epochs):
-        dataset.set_epoch(epoch)
-        sampler.set_epoch(epoch)
-        run = 0.0
-        for x, y in DataLoader(dataset, cfg.batch_size, sampler=sampler, drop_last=True, num_workers=cfg.workers,
-                               collate_fn=collate_fn, pin_memory=device.type == "cuda"):
-            scheduler.step_update(step)
-            # a GPU-decode data set yields encoded images that its device_transform turns into a batch
-            x = device_transform(x, device) if device_transform is not None else x.to(device, non_blocking=True)
-            y = y.to(device, non_blocking=True)
-            loss = criterion(model(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip_norm:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip_norm)
-            optimizer.step()
-            run += loss.item()
-            step += 1
-        last_loss = run / steps_per_epoch
-        model.train()
-    acc, val_loss = evaluate(model, val, device)
-    return {"acc": acc, "val_loss": val_loss, "train_loss": last_loss}
+    data = ClassificationData("proxy", train, val, arch.space.num_classes, arch.space.input_size,
+                              collate_fn=collate_fn, device_transform=device_transform)
+    trainer = ProxyTrainer(arch, data, replace(cfg, seed=seed), device)
+    trainer.train_epochs()
+    ev = evaluate(trainer.model, val, device)
+    return {"acc": ev["top1"], "val_loss": ev["loss"],
+            "train_loss": trainer.history[-1].train_loss if trainer.history else float("nan")}
 
 
 def train_from_scratch(arch: Arch, train: Dataset, val: Dataset, cfg: ProxyConfig,

@@ -160,14 +160,12 @@ def obtain_supernet(space: SearchSpace, data: ClassificationData, spec: Supernet
                                   "history": hist}
     cfg = SupernetTrainConfig(epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr, sampler=spec.sampler,
                               train_mode=spec.mode, bn_params=spec.bn_params, seed=spec.seed,
-                              workers=spec.workers, gamma_init=spec.gamma_init)
-    if cfg.lr is None:
-        cfg.lr = max(0.05, 0.8 * cfg.batch_size * dist.world_size / 1024)
+                              workers=spec.workers, gamma_init=spec.gamma_init, world_size=dist.world_size)
     torch.manual_seed(spec.seed)
     model = Supernet(space)
     trainer = SupernetTrainer(model, data, cfg, work_dir, device, dist, show_progress=not quiet)
     result = trainer.fit(resume=True)
-    hist = [asdict(h) for h in result.history]
+    hist = [h.to_dict() for h in result.history]
     return model, {"source": str(trainer.ckpt_path), "reused": False, "train_mode": spec.mode, "epochs": len(hist),
                    "seconds": float(sum(h["seconds"] for h in hist)), "config": asdict(cfg), "history": hist}
 
@@ -466,7 +464,7 @@ def write_study_outputs(doc: dict, work_dir: Path) -> dict:
                   f"| {_fmt(r['spearman_rho'])} ({_fmt(r['spearman_p'], 2)}) {_ci_str(r.get('spearman_rho_ci'))} | "
                   f"{r['supernet_epochs']} | {r['supernet_seconds']:.0f} | "
                   f"{r['score_seconds']:.2f} | {r[key]:.2f}{'' if r['search_seconds_measured'] else ' (est.)'} |")
-    md += ["", "Ranking stability of the supernets (early-bird: per-layer op ranks compared epoch to epoch):", ""]
+    md += ["", "Ranking stability of the supernets (early-bird: op-score ranks of consecutive epochs):", ""]
     for k, s in doc["supernets"].items():
         md.append(f"- {k}: {s['epochs']} epochs, ranking settled at epoch {s['ranking']['settled_at']}")
     md += ["", "| # | MFLOPs | val acc | ops |", "|---|---|---|---|"]

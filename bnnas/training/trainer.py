@@ -1,0 +1,336 @@
+"""The loop every trainer shares: data and device, the epoch loop with progress and logging, atomic checkpoints,
+resume with its settings check, and evaluation. Subclasses say what a step does and what an epoch records.
+
+Exact resume: data order and augmentation come from :class:`SeededDataset`/:class:`ResumableSampler` (functions of
+seed, epoch and index), so a run stopped after any checkpoint and resumed continues with the very batches the
+uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.distributed as tdist
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from bnnas.data import ClassificationData, ResumableSampler, SeededDataset
+from bnnas.data.fingerprint import data_fingerprint, fingerprint_diff
+from bnnas.errors import BNNASError
+from bnnas.outputs.checkpoint import atomic_save, load_checkpoint, load_state_strict
+from bnnas.training.distributed import DistInfo, barrier
+from bnnas.training.engine import autocast
+
+log = logging.getLogger("bnnas")
+
+
+@dataclass
+class EpochRecord:
+    """One finished epoch; what a trainer does not measure stays None and is left out of its JSON."""
+
+    epoch: int
+    train_loss: float
+    train_acc: float
+    lr: float  # at the epoch's end
+    seconds: float
+    val_loss: float | None = None
+    top1: float | None = None  # retraining: of the model best.pth would hold (the EMA model with EMA)
+    top5: float | None = None
+    raw_top1: float | None = None  # with EMA: the raw (non-averaged) model's top-1
+    raw_top5: float | None = None
+    scores: list | None = None  # supernet: L x N op-score table (None where a layer has fewer choices)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EpochRecord:
+        d = dict(d)
+        if "loss" in d:  # supernet records written before the trainers shared this record
+            d["train_loss"] = d.pop("loss")
+        return cls(**d)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Dataset, device: torch.device, batch_size: int = 256, workers: int = 0,
+             amp: bool = False, channels_last: bool = False, dist: DistInfo = DistInfo(),
+             progress: bool = False) -> dict[str, float]:
+    """Top-1/top-5 accuracy (fractions) and mean cross-entropy of ``model`` on ``data``; under DDP each process
+    evaluates a disjoint shard and the totals are summed."""
+    from timm.utils import accuracy
+
+    was_training = model.training
+    model.eval()
+    shard = list(range(dist.rank, len(data), dist.world_size))
+    loader = DataLoader(data, batch_size, sampler=shard, num_workers=workers, pin_memory=device.type == "cuda")
+    sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss sum, top-1 hits, top-5 hits, images
+    for x, y in tqdm(loader, desc="eval", leave=False, dynamic_ncols=True, disable=not progress):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(device, amp):
+            logits = model(x)
+        logits = logits.float()
+        # timm gives percentages of the batch; rounding back to hit counts keeps the totals exact
+        hits = [(a.double() * len(y) / 100).round() for a in accuracy(logits, y, topk=(1, 5))]
+        loss = nn.functional.cross_entropy(logits, y, reduction="sum").double()
+        sums += torch.stack([loss, *hits, torch.tensor(float(len(y)), dtype=torch.float64, device=device)])
+    if dist.enabled:
+        tdist.all_reduce(sums)
+    model.train(was_training)
+    loss, top1, top5, n = sums.tolist()
+    if n == 0:
+        raise BNNASError("evaluation set is empty")
+    return {"loss": loss / n, "top1": top1 / n, "top5": top5 / n}
+
+
+def settings_diff(old_config: dict[str, Any], cfg: Any) -> list[str]:
+    """``cfg.RESUME_KEYS`` that differ between a checkpoint's config and ``cfg``, as 'key: old -> new'; keys an
+    older checkpoint lacks had their defaults then, and the LR is compared as the peak LR it resolves to."""
+    cls = type(cfg)
+    names = {f.name for f in dataclasses.fields(cls)}
+    old_cfg = cls(**{k: v for k, v in old_config.items() if k in names})
+    old, new = asdict(old_cfg), asdict(cfg)
+    old["lr"], new["lr"] = old_cfg.peak_lr(), cfg.peak_lr()
+    return [f"{k}: {old[k]!r} -> {new[k]!r}" for k in cls.RESUME_KEYS if k != "world_size" and old[k] != new[k]]
+
+
+class Trainer:
+    """Epoch loop over a seeded, resumable loader. ``cfg`` needs ``epochs``, ``batch_size``, ``seed`` and
+    ``workers``; ``amp``, ``channels_last``, ``ckpt_every`` and ``world_size`` are optional. Without a ``work_dir``
+    nothing is written.
+
+    A subclass sets ``optimizer``, ``scheduler`` and ``criterion`` after ``__init__`` and may override
+    :meth:`_step` (default: one forward and backward), :meth:`_epoch_extras` (what an epoch records besides the
+    training loss/accuracy) and :meth:`_after_epoch` (logging and outputs)."""
+
+    kind: str | None = None  # checkpoint kind
+    label = "train"  # progress bars and messages
+    ckpt_name = "last.pth"
+    find_unused_parameters = False  # DDP: True when a step runs only part of the model
+
+    def __init__(self, model: nn.Module, data: ClassificationData, cfg: Any, device: torch.device,
+                 dist: DistInfo = DistInfo(), work_dir: Path | None = None, show_progress: bool = True):
+        if getattr(cfg, "world_size", dist.world_size) != dist.world_size:
+            raise BNNASError(f"the config says world size {cfg.world_size} but {dist.world_size} processes run")
+        self.model, self.data, self.cfg = model, data, cfg
+        self.device, self.dist, self.show_progress = device, dist, show_progress
+        self.work_dir = Path(work_dir) if work_dir is not None else None
+        self.amp = getattr(cfg, "amp", False)
+        self.channels_last = device.type == "cuda" and getattr(cfg, "channels_last", False)
+        self.ckpt_every = getattr(cfg, "ckpt_every", 0)
+        model.to(device)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.net: nn.Module = model
+        if dist.enabled:
+            self.net = nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=self.find_unused_parameters)
+        self.dataset = SeededDataset(data.train, cfg.seed)
+        self.sampler = ResumableSampler(len(self.dataset), cfg.seed, True, dist.rank, dist.world_size)
+        self.steps_per_epoch = len(self.sampler) // cfg.batch_size
+        if self.steps_per_epoch == 0:
+            raise BNNASError(f"{self.label} batch size {cfg.batch_size} is larger than the {len(self.sampler)} "
+                             "training images per process; lower the batch size")
+        self.fingerprint = data_fingerprint(data)
+        self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
+        self.history: list[EpochRecord] = []
+        self.seconds = 0.0  # training + evaluation time over all sessions
+        self.clip_norm = 0.0  # gradient-norm clip of the default step (0 = off)
+        # within-epoch sums (loss x images, correct, images), kept on the device: reading them every step would
+        # make the host wait for the GPU instead of queueing the next step
+        self._running = torch.zeros(3, dtype=torch.float64, device=device)
+        self.optimizer: torch.optim.Optimizer
+        self.scheduler: Any
+        self.criterion: nn.Module
+
+    # -- one step ----------------------------------------------------------------------------------------------------
+    def _loader(self) -> DataLoader:
+        self.dataset.set_epoch(self.epoch)
+        self.sampler.set_epoch(self.epoch, self.step_in_epoch * self.cfg.batch_size)
+        return DataLoader(self.dataset, self.cfg.batch_size, sampler=self.sampler, drop_last=True,
+                          num_workers=self.cfg.workers, pin_memory=self.device.type == "cuda",
+                          collate_fn=self.data.collate_fn)
+
+    def _to_device(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.data.device_transform is not None:  # e.g. raw JPEG bytes -> augmented batch (GPU decode)
+            x = self.data.device_transform(x, self.device)
+        else:
+            x = x.to(self.device, non_blocking=True)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y.to(self.device, non_blocking=True)
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.scheduler.step_update(self.global_step)
+        self._before_step()
+        self.optimizer.zero_grad(set_to_none=True)
+        with autocast(self.device, self.amp):
+            logits = self.net(x)
+        loss = self.criterion(logits.float(), y)
+        loss.backward()
+        if self.clip_norm:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_norm)
+        self.optimizer.step()
+        self._after_step()
+        with torch.no_grad():
+            self._count(loss.detach(), (logits.detach().argmax(-1) == y).sum(), len(y))
+        self.global_step += 1
+        self.step_in_epoch += 1
+
+    def _before_step(self) -> None:
+        pass
+
+    def _after_step(self) -> None:
+        pass
+
+    def _count(self, loss: torch.Tensor, correct: torch.Tensor, n: int) -> None:
+        self._running += torch.stack([loss.double() * n, correct.double(),
+                                      torch.tensor(float(n), dtype=torch.float64, device=self.device)])
+
+    def _train_stats(self, reduce: bool = True) -> tuple[float, float]:
+        """Mean training loss and accuracy of the epoch so far (over all processes if ``reduce``)."""
+        run = self._running.clone()
+        if reduce and self.dist.enabled:
+            tdist.all_reduce(run)
+        loss, correct, n = run.tolist()
+        n = max(1.0, n)
+        return loss / n, correct / n
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    # -- the loop ----------------------------------------------------------------------------------------------------
+    def train_epochs(self, stop_at_step: int | None = None,
+                     on_epoch_end: Callable[[Trainer], bool] | None = None) -> bool:
+        """Train up to ``cfg.epochs``; True if stopped before: at ``stop_at_step`` steps (after writing a checkpoint,
+        as an interruption there would leave it) or when ``on_epoch_end`` returned True."""
+        self.model.train()
+        while self.epoch < self.cfg.epochs:
+            t_epoch = t0 = time.perf_counter()  # t0: start of the time not yet added to self.seconds
+            bar = tqdm(self._loader(), total=self.steps_per_epoch, initial=self.step_in_epoch,
+                       desc=f"{self.label} {self.epoch + 1}/{self.cfg.epochs}", leave=False, dynamic_ncols=True,
+                       disable=not (self.show_progress and self.dist.is_main))
+            for x, y in bar:
+                self._step(*self._to_device(x, y))
+                n = self.step_in_epoch
+                if not bar.disable and (n % 20 == 0 or n == self.steps_per_epoch):  # reading the sums syncs
+                    bar.set_postfix(loss=f"{self._train_stats(reduce=False)[0]:.3f}", lr=f"{self.lr:.3g}")
+                mid_epoch = n < self.steps_per_epoch
+                stop = stop_at_step is not None and self.global_step >= stop_at_step
+                if mid_epoch and (stop or (self.ckpt_every and self.global_step % self.ckpt_every == 0)):
+                    self.seconds += time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    self.save()
+                if mid_epoch and stop:
+                    bar.close()
+                    return True
+            bar.close()
+            loss, acc = self._train_stats()
+            lr = self.lr
+            extras = self._epoch_extras()
+            self.seconds += time.perf_counter() - t0
+            rec = EpochRecord(self.epoch + 1, loss, acc, lr, time.perf_counter() - t_epoch, **extras)
+            self.history.append(rec)
+            self.epoch += 1
+            self.step_in_epoch = 0
+            self._running.zero_()
+            stop = bool(on_epoch_end(self)) if on_epoch_end is not None else False
+            self._after_epoch(rec)
+            self.save(finished=self.epoch >= self.cfg.epochs or stop)  # after the outputs: "finished" comes last
+            barrier(self.dist)
+            if stop or (stop_at_step is not None and self.global_step >= stop_at_step):
+                return True
+        return False
+
+    def _epoch_extras(self) -> dict[str, Any]:
+        """Fields of the epoch's :class:`EpochRecord` besides loss, accuracy, LR and time (an evaluation, ...)."""
+        return {}
+
+    def _after_epoch(self, rec: EpochRecord) -> None:
+        """Log the epoch and write its outputs (before the checkpoint that says the epoch is done)."""
+
+    def log_epoch(self, rec: EpochRecord, note: str = "") -> None:
+        val = ""
+        if rec.top1 is not None:
+            raw = f" (raw {100 * rec.raw_top1:.2f}%)" if rec.raw_top1 is not None else ""
+            val = f"  val top-1 {100 * rec.top1:.2f}%  top-5 {100 * rec.top5:.2f}%{raw}"
+        log.info("epoch %d/%d  loss %.4f  train-acc %.2f%%%s  lr %.4g  %.1fs%s", rec.epoch, self.cfg.epochs,
+                 rec.train_loss, 100 * rec.train_acc, val, rec.lr, rec.seconds, note)
+
+    def evaluate(self, model: nn.Module | None = None) -> dict[str, float]:
+        """:func:`evaluate` of ``model`` (default: the trained one) on ``data.val`` with this run's settings."""
+        return evaluate(self.model if model is None else model, self.data.val, self.device,
+                        max(self.cfg.batch_size, 64), self.cfg.workers, self.amp, self.channels_last, self.dist,
+                        self.show_progress and self.dist.is_main)
+
+    # -- checkpoints -------------------------------------------------------------------------------------------------
+    @property
+    def ckpt_path(self) -> Path:
+        if self.work_dir is None:
+            raise ValueError("this trainer has no work dir")
+        return self.work_dir / self.ckpt_name
+
+    def _extra_state(self) -> dict[str, Any]:
+        """What a subclass's checkpoint holds besides the shared training state."""
+        return {}
+
+    def state(self, finished: bool = False) -> dict[str, Any]:
+        return {
+            "kind": self.kind, "config": asdict(self.cfg), "data_fingerprint": self.fingerprint,
+            "world_size": self.dist.world_size, "state_dict": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step, "running": self._running.detach().cpu().clone(),
+            "history": [h.to_dict() for h in self.history], "seconds": self.seconds, "finished": finished,
+            **self._extra_state(),
+        }
+
+    def save(self, finished: bool = False) -> None:
+        if self.dist.is_main and self.work_dir is not None:
+            atomic_save(self.state(finished), self.ckpt_path)
+
+    def _check_identity(self, ckpt: dict[str, Any], path: Path) -> None:
+        """Refuse, with one line, a checkpoint of another model (before its settings are compared)."""
+
+    def check_settings(self, ckpt: dict[str, Any], path: Path) -> None:
+        """Refuse, with one line, a checkpoint trained with other settings, world size or data."""
+        diff = settings_diff(ckpt["config"], self.cfg)
+        ws = self.dist.world_size
+        old_ws = ckpt.get("world_size", ckpt["config"].get("world_size", ws))  # older checkpoints may lack it
+        if old_ws != ws:
+            diff.append(f"world size: {old_ws} -> {ws}")
+        other = fingerprint_diff(ckpt.get("data_fingerprint"), self.fingerprint)
+        if other is None and "data_fingerprint" not in ckpt and "data" in ckpt:  # before fingerprints: name, size
+            old, new = (ckpt["data"], ckpt.get("train_size")), (self.data.name, len(self.data.train))
+            other = None if old == new else f"{old[0]!r} ({old[1]} images) -> {new[0]!r} ({new[1]} images)"
+        if other:
+            diff.append(f"data: {other}")
+        if diff:
+            raise BNNASError(f"{path} was trained on other data or other settings ({'; '.join(diff)}); "
+                             "resume with the same ones or use another --work-dir")
+
+    def _load_extra(self, ckpt: dict[str, Any], path: Path) -> None:
+        """Restore what :meth:`_extra_state` saved."""
+
+    def load(self, path: Path, ckpt: dict[str, Any] | None = None) -> None:
+        """Resume from ``path`` (``ckpt``: its already loaded contents)."""
+        ckpt = load_checkpoint(path, kind=self.kind) if ckpt is None else ckpt
+        self._check_identity(ckpt, path)
+        self.check_settings(ckpt, path)
+        load_state_strict(self.model, ckpt["state_dict"], str(path))
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.epoch, self.step_in_epoch, self.global_step = ckpt["epoch"], ckpt["step_in_epoch"], ckpt["global_step"]
+        self._running = ckpt["running"].clone().to(self._running.device)
+        self.history = [EpochRecord.from_dict(h) for h in ckpt["history"]]
+        self.seconds = float(ckpt.get("seconds", 0.0))
+        self._load_extra(ckpt, path)
+        log.info("resumed from %s at epoch %d step %d", path, self.epoch, self.step_in_epoch)
