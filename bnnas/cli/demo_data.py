@@ -22,9 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d = SynthConfig()
     p.add_argument("--out", default="data/coco_demo",
                    help="output root (mmdet COCO layout); must be new, empty or made by this tool")
-    p.add_argument("--num-train", type=cli.positive_int, default=d.num_train)
-    p.add_argument("--num-val", type=cli.positive_int, default=d.num_val)
-    p.add_argument("--image-size", type=cli.positive_int, default=d.image_size)
+    p.add_argument("--num-train", type=cli.positive_int, default=d.num_train, help="training images")
+    p.add_argument("--num-val", type=cli.positive_int, default=d.num_val, help="validation images")
+    p.add_argument("--image-size", type=cli.positive_int, default=d.image_size, help="square image side in px")
     p.add_argument("--min-object", type=cli.positive_int, default=d.min_object, help="smallest digit side in px")
     p.add_argument("--max-object", type=cli.positive_int, default=d.max_object, help="largest digit side in px")
     p.add_argument("--max-objects", type=cli.positive_int, default=d.max_objects, help="digits per image: 1..N")

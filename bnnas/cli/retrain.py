@@ -39,11 +39,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--schedule", choices=["cosine", "linear"], default="cosine",
                    help="decay after warm-up: cosine (paper) or linear (official code)")
     g.add_argument("--weight-decay", type=cli.nonneg_float, default=4e-5, help="on conv/FC weights only")
-    g.add_argument("--label-smoothing", type=cli.nonneg_float, default=0.1)
-    g.add_argument("--dropout", type=cli.nonneg_float, default=0.2)
+    g.add_argument("--label-smoothing", type=cli.nonneg_float, default=0.1, help="of the cross-entropy targets")
+    g.add_argument("--dropout", type=cli.nonneg_float, default=0.2, help="before the classifier")
     g.add_argument("--grad-clip", type=cli.nonneg_float, default=5.0, help="gradient-norm clip (0 = off)")
     g.add_argument("--ema", action="store_true", help="keep a timm ModelEmaV3 average; evaluate and save it as best")
-    g.add_argument("--ema-decay", type=cli.unit_float, default=0.9998)
+    g.add_argument("--ema-decay", type=cli.unit_float, default=0.9998, help="per step, with --ema")
     g = p.add_argument_group("run")
     flags.add(g, "work-dir", default="runs/retrain")
     g.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CKPT",
@@ -64,9 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def config_from_args(args: argparse.Namespace, digits: bool, world_size: int, input_size: int) -> RetrainConfig:
-    """The retraining recipe; flags left unset take the table's defaults for built-in data (``digits``) or a folder."""
-    kind = BUILTIN if digits else FOLDER
+def config_from_args(args: argparse.Namespace, builtin: bool, world_size: int, input_size: int) -> RetrainConfig:
+    """The retraining recipe; flags left unset take the table's defaults for built-in data or a folder."""
+    kind = BUILTIN if builtin else FOLDER
 
     def pick(value: Any, key: str) -> Any:
         return for_kind("retrain", kind, key) if value is None else value
@@ -98,14 +98,14 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
     if args.no_resume and (work_dir / LAST_NAME).is_file():
         raise BNNASError(f"{work_dir / LAST_NAME} exists and --no-resume was given; choose another --work-dir")
     dist, device = init_distributed(args.device)
-    digits = is_builtin(args.data)
+    builtin = is_builtin(args.data)
     cli.set_threads(args.threads, args.data, device)
     input_size = args.input_size or arch.space.input_size
     data = build_classification_data(args.data, input_size, 0, args.seed)
     searched_classes = arch.space.num_classes
     if arch.space.num_classes != data.num_classes:
         arch = load_arch(args.arch, num_classes=data.num_classes)
-    cfg = config_from_args(args, digits, dist.world_size, input_size)
+    cfg = config_from_args(args, builtin, dist.world_size, input_size)
     trainer = Retrainer(arch, data, cfg, work_dir, device, dist, show_progress=not args.quiet)  # validates cfg
 
     # everything checked: only now the work dir is created, locked and logged to
@@ -115,9 +115,9 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
     if searched_classes != data.num_classes:
         log.info("arch %s was searched for %d classes; retraining with a %d-class classifier for %r",
                  arch.space.name, searched_classes, data.num_classes, data.name)
-    if digits and input_size > 64:
-        log.warning("training the 8x8 digits upscaled to %dpx (the %s space's size) is slow on CPU; "
-                    "--input-size 32 is enough for them", input_size, arch.space.name)
+    if builtin and input_size > 64:
+        log.warning("training the small built-in %s images upscaled to %dpx (the %s space's size) is slow on CPU; "
+                    "--input-size 32 is enough for them", data.name, input_size, arch.space.name)
     resume_from: Path | None = None
     if args.resume not in (None, "auto"):
         resume_from = Path(args.resume)

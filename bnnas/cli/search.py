@@ -63,8 +63,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--gamma-init", type=cli.nonneg_float, default=None,
                    help="initial gamma of each residual candidate's indicator BN, overrides the recipe's (paper: 1)")
     g.add_argument("--early-bird", action="store_true", help="stop training once the op ranking settles")
-    g.add_argument("--eb-threshold", type=cli.fraction, default=0.95)
-    g.add_argument("--eb-patience", type=cli.positive_int, default=3)
+    g.add_argument("--eb-threshold", type=cli.fraction, default=0.95,
+                   help="op-ranking similarity of consecutive epochs that counts as settled")
+    g.add_argument("--eb-patience", type=cli.positive_int, default=3,
+                   help="consecutive comparisons that must reach --eb-threshold")
     flags.add(g, "workers")
     g.add_argument("--ckpt-every", type=cli.nonneg_int, default=0, help="also checkpoint every N steps")
     g.add_argument("--no-resume", action="store_true", help="refuse to resume (error if the work dir has a run)")
@@ -76,8 +78,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--indicator", default="bn", help="bn (BN-NAS) or spos-acc (SPOS accuracy, needs held-out data)")
     g.add_argument("--search", default="exact,evolution,random",
                    help="comma list of exact, evolution, random; the arch comes from the first one listed")
-    g.add_argument("--population", type=cli.positive_int, default=50)
-    g.add_argument("--iterations", type=cli.positive_int, default=20)
+    g.add_argument("--population", type=cli.positive_int, default=50, help="evolution: subnets per generation")
+    g.add_argument("--iterations", type=cli.positive_int, default=20, help="evolution: generations")
     g.add_argument("--samples", type=cli.positive_int, default=1000, help="random search samples")
     g = p.add_argument_group("run")
     flags.add_run(g, "runs/search", "seed", "device")

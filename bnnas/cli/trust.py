@@ -37,9 +37,9 @@ def _proxy_args(p: argparse.ArgumentParser) -> None:
 
     d = ProxyConfig()
     g = p.add_argument_group("from-scratch proxy training (the ground truth)")
-    g.add_argument("--proxy-epochs", type=cli.positive_int, default=d.epochs)
-    g.add_argument("--proxy-batch", type=cli.positive_int, default=d.batch_size)
-    g.add_argument("--proxy-lr", type=cli.positive_float, default=d.lr)
+    g.add_argument("--proxy-epochs", type=cli.positive_int, default=d.epochs, help="epochs per subnet")
+    g.add_argument("--proxy-batch", type=cli.positive_int, default=d.batch_size, help="batch per subnet training")
+    g.add_argument("--proxy-lr", type=cli.positive_float, default=d.lr, help="peak LR (cosine schedule)")
     g.add_argument("--proxy-repeats", type=cli.positive_int, default=d.repeats,
                    help="seeds per subnet, accuracies averaged")
 
@@ -109,7 +109,8 @@ def add_early_bird_arguments(p: argparse.ArgumentParser) -> None:
     p.set_defaults(work_dir="runs/early-bird", recipe="paper")  # this study compares against the paper's recipe
     g = p.add_argument_group("early-bird comparison")
     g.add_argument("--scores", default=None,
-                   help="analyse an existing full-schedule history (op_scores.json or supernet.pth) instead of training")
+                   help="analyse an existing full-schedule history (op_scores.json or supernet.pth) instead of "
+                        "training")
     g.add_argument("--retrain", action="store_true", help="also train both archs from scratch (proxy schedule)")
     _proxy_args(p)
 
@@ -120,11 +121,13 @@ BIAS_DESCRIPTION = ("Train a BN-only supernet in the biased (BN-NAS) and the unb
 
 def add_bias_arguments(p: argparse.ArgumentParser) -> None:
     flags.add(p, "data")
-    p.add_argument("--biased-space", default="biased-small")
-    p.add_argument("--unbiased-space", default="unbiased-small")
+    p.add_argument("--biased-space", default="biased-small", help="BN-NAS's form: parameter-free candidates have no BN")
+    p.add_argument("--unbiased-space", default="unbiased-small",
+                   help="BNNAS++'s form: parameter-free candidates also end in a BN")
     flags.add(p, "epochs", default=10, help="BN-only supernet epochs")
     flags.add(p, "batch-size", help=f"per-process batch (default: {defaults.describe('supernet', 'batch_size')})")
-    p.add_argument("--bn-params", choices=["last", "all"], default="last")
+    p.add_argument("--bn-params", choices=["last", "all"], default="last",
+                   help="train only each op's last BN (official code) or every BN")
     p.add_argument("--indicator", default="bn", help="additive indicator used by the exact search")
     p.add_argument("--budgets", type=cli.positive_float_list, default=None,
                    help="comma list of MFLOPs budgets (default: spread over the range)")
@@ -137,7 +140,8 @@ def add_bias_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _decode_kw(data) -> dict:
-    return {"collate_fn": getattr(data, "collate_fn", None), "device_transform": getattr(data, "device_transform", None)}
+    return {"collate_fn": getattr(data, "collate_fn", None),
+            "device_transform": getattr(data, "device_transform", None)}
 
 
 def _setup(args: argparse.Namespace):
@@ -196,7 +200,8 @@ def _rank(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict | None:
     _claim(work_dir, dist, stack)
     doc = run_study(space, data, cfg, work_dir, device, dist, quiet=args.quiet)
     if doc is not None:
-        print(f"\nranking study: {space.name}, K={cfg.k}, {doc['wall_seconds']:.0f}s -> {work_dir / 'correlation.json'}")
+        print(f"\nranking study: {space.name}, K={cfg.k}, {doc['wall_seconds']:.0f}s -> "
+              f"{work_dir / 'correlation.json'}")
         print(print_table(doc))
     return doc
 
@@ -288,7 +293,8 @@ def _bias(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict | None:
     probe = get_space(args.biased_space)
     data = build_classification_data(args.data, probe.input_size, 0, args.seed)
     batch = defaults.pick(args.batch_size, "supernet", "batch_size", args.data)
-    forms = {"biased": (args.biased_space, args.supernet_biased), "unbiased": (args.unbiased_space, args.supernet_unbiased)}
+    forms = {"biased": (args.biased_space, args.supernet_biased),
+             "unbiased": (args.unbiased_space, args.supernet_unbiased)}
     spaces = {k: get_space(name, data.num_classes) for k, (name, _) in forms.items()}
     if [l.choices for l in spaces["biased"].layers] != [l.choices for l in spaces["unbiased"].layers]:
         raise BNNASError(f"{args.biased_space} and {args.unbiased_space} do not offer the same candidates; the bias "
@@ -310,7 +316,8 @@ def _bias(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict | None:
             continue
         ind = build_indicator(args.indicator, model.eval(), data=data, device=device, seed=args.seed)
         if not isinstance(ind, ScoreTable):
-            raise BNNASError(f"the bias measurement needs an additive indicator (exact search); {args.indicator} is not")
+            raise BNNASError(f"the bias measurement needs an additive indicator (exact search); {args.indicator} "
+                             "is not")
         picks = bias.bias_picks(space, ind.scores, budgets)
         out["forms"][form] = {
             "space": name, "bn_after_every_op": space.bn_after_every_op, "supernet": info["source"],
@@ -338,7 +345,8 @@ def _bias(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict | None:
 
 
 def _bias_md(out: dict) -> str:
-    lines = [f"# Conv bias of the BN indicator ({out['data']}, {out['epochs']} BN-only epochs, `{out['indicator']}`)", "",
+    lines = [f"# Conv bias of the BN indicator ({out['data']}, {out['epochs']} BN-only epochs, "
+             f"`{out['indicator']}`)", "",
              f"Conv share = share of MBConv picks among the layers that offer a parameter-free op (uniform random "
              f"picking: {100 * out['uniform_conv_share']:.0f}%).", "",
              "| budget MFLOPs | " + " | ".join(f"{f} conv share | {f} param-free picks" for f in out["forms"]) + " |",

@@ -6,7 +6,8 @@ from typing import Iterable, Sequence
 
 
 def format_table(rows: Iterable[Sequence[object]], headers: Sequence[str], frame: bool = False) -> str:
-    """``headers``, a ``-+-`` rule, then ``rows``, columns joined by `` | ``; ``frame`` adds the rule above and below."""
+    """``headers``, a ``-+-`` rule, then ``rows``, columns joined by `` | ``; ``frame``: the rule also above and
+    below."""
     cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     rule = "-+-".join("-" * w for w in widths)
