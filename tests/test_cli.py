@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -125,6 +126,19 @@ def test_default_study_and_help_passthrough():
     assert cli.with_default_command(["--k", "3"], "rank") == ["rank", "--k", "3"]
     assert cli.with_default_command(["bias", "--k"], "rank") == ["bias", "--k"]
     assert cli.with_default_command(["--help"], "rank") == ["--help"]
+
+
+def test_bench_runs_bench_run_py(capsys):
+    import torch
+
+    n = torch.get_num_threads()
+    try:
+        assert main(["bench", "--quick", "--rows", "3"]) == 0
+    finally:
+        torch.set_num_threads(n)
+    out = capsys.readouterr().out
+    assert out.startswith("command: bnnas") and re.search(r"^\| 3 \|.*\| EA [\d.]+ ms", out, re.M), out
+    _one_line_error(main(["bench", "--rows", "9"]), capsys.readouterr().err, "unknown rows 9")
 
 
 def test_bench_outside_a_checkout_is_one_clear_error(monkeypatch, tmp_path):

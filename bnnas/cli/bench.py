@@ -43,12 +43,14 @@ def run(args: argparse.Namespace) -> None:
     script = bench_script()
     # bench's modules import each other by bare name, as when bench/run.py is run as a script
     sys.path.insert(0, str(script.parent))
+    spec = importlib.util.spec_from_file_location("bnnas_bench_run", script)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     try:
-        spec = importlib.util.spec_from_file_location("bnnas_bench_run", script)
-        module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         module.run(args, " ".join(["bnnas", *sys.argv[1:]]))
     finally:
+        sys.modules.pop(spec.name, None)
         sys.path.remove(str(script.parent))
 
 
