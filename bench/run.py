@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""bnnas benchmark (issue 4): one command, six rows, our numbers beside the anchors.
+"""bnnas benchmark: one command, six rows, our numbers beside the anchors.
 
     python bench/run.py                      # every row on the best device here (CUDA if present, else CPU)
     python bench/run.py --rows 1,3           # pick rows
@@ -174,23 +174,24 @@ def table(results: list[RowResult]) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rows", default=",".join(map(str, ROWS)), help="comma-separated rows (default: all)")
-    ap.add_argument("--quick", action="store_true", help="small sizes, few repetitions (smoke run)")
-    ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    ap.add_argument("--compile", action="store_true", help="torch.compile models in rows 1, 2, 5")
-    ap.add_argument("--workers", type=int, default=None, help="loader workers for row 4 (default: min(16, cores))")
-    ap.add_argument("--jpeg-dir", default=None, help="row 4: an ImageNet-style folder to read instead of generated JPEGs")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch CPU threads (default: all cores, or 1 when the machine is already busy: OpenMP "
-                         "threads spin-waiting for a descheduled sibling make a step several times slower)")
-    ap.add_argument("--json", default=None, help="write raw results here")
-    args = ap.parse_args(argv)
-    rows = [int(r) for r in args.rows.split(",") if r.strip()]
-    bad = [r for r in rows if r not in ROWS]
-    if bad:
-        ap.error(f"unknown rows {bad}; rows are {ROWS}")
+def main(argv: list[str] | None = None) -> int:
+    import bnnas.cli.common as cli
+    from bnnas.cli.bench import add_arguments
+
+    ap = cli.ArgumentParser(description=__doc__.split("\n")[0])
+    add_arguments(ap)
+    command = f"python bench/run.py {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip()
+    return cli.main(ap, lambda args: run(args, command), argv)
+
+
+def run(args: argparse.Namespace, command: str) -> int:
+    from bnnas.errors import BNNASError
+
+    given = [r.strip() for r in args.rows.split(",") if r.strip()]
+    rows = [int(r) for r in given if r.isdigit() and int(r) in ROWS]
+    if not given or len(rows) != len(given):
+        bad = ", ".join(r for r in given if not (r.isdigit() and int(r) in ROWS)) or "(none)"
+        raise BNNASError(f"unknown rows {bad}; rows are {', '.join(map(str, ROWS))}")
     has_cuda = torch.cuda.is_available()
     want = args.device if args.device != "auto" else ("cuda" if has_cuda else "cpu")
     missing = want == "cuda" and not has_cuda
@@ -204,7 +205,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(threads)
 
     header = [
-        f"command: python bench/run.py {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip(),
+        f"command: {command}",
         f"date:    {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
         f"device:  {device_name(device)}" + ("  [--device cuda requested: no CUDA here]" if missing else ""),
         f"torch {torch.__version__}, python {platform.python_version()}, {'quick' if args.quick else 'full'} sizes, "

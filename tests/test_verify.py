@@ -108,10 +108,10 @@ def test_random_archs_feasible_distinct_deterministic():
 
 @pytest.mark.parametrize("argv,msg", [
     (["--arch", "missing.json"], "arch file not found"),
-    (["--random", "0"], "--random must be >= 1"),
-    (["--seeds", "0"], "--seeds must be >= 1"),
-    (["--epochs", "0"], "--epochs must be >= 1"),
-    (["--train-subset", "0"], "--train-subset must be >= 1"),
+    (["--random", "0"], "argument --random: must be >= 1"),
+    (["--seeds", "0"], "argument --seeds: must be >= 1"),
+    (["--epochs", "0"], "argument --epochs: must be >= 1"),
+    (["--train-subset", "0"], "argument --train-subset: must be >= 1"),
 ])
 def test_bad_inputs(capsys, tmp_path, argv, msg):
     arch = tmp_path / "arch.json"

@@ -1,11 +1,10 @@
 #!/usr/bin/env python
-"""BN-NAS search: ``python tools/search.py`` (built-in digits) or ``--data /data/imagenet --space spos-imagenet``.
+"""BN-NAS search: ``python tools/search.py`` (built-in data) or ``--data /data/imagenet --space spos-imagenet``.
 
-Multi-GPU: ``torchrun --nproc-per-node 8 tools/search.py --data /data/imagenet ...``.
+Multi-GPU: ``torchrun --nproc-per-node 8 tools/search.py --data /data/imagenet ...``. Same as ``bnnas search``.
 """
 
 import sys
-
 
 from bnnas.cli.search import main
 

@@ -4,10 +4,10 @@
 Retrains the searched arch and N random archs of the same FLOPs budget on one short schedule with S seeds and reports
 held-out accuracy with 95% t-intervals, the searched arch's percentile and a verdict. Writes verify.json, verify.md
 and verify.png into --work-dir (default runs/verify); a killed run resumes, finished runs are skipped.
+Same as ``bnnas verify``.
 """
 
 import sys
-
 
 from bnnas.cli.verify import main
 

@@ -1,1 +1,2 @@
-"""The command-line layer: shared argument types and error handling, and one module per subcommand."""
+"""The command-line layer: the ``bnnas`` entry point (main.py) with one module per command, and the flags,
+data-dependent defaults, argument types and one-line error handling they share."""

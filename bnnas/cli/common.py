@@ -13,15 +13,28 @@ import sys
 from typing import Any, Callable
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a flag's default, except ``None`` (the help text says what happens then) and a switch's ``False``."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+class RawHelpFormatter(HelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """As ``HelpFormatter``, with the description printed as written (a module docstring with examples)."""
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with a one-line ``error: ...`` (exit code 2) instead of the usage block plus the message."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str):  # type: ignore[override]
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
 
 
 def _number(kind: type, text: str) -> Any:
@@ -109,8 +122,15 @@ def device(text: str) -> str:
     return text
 
 
-def add_debug(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+def set_threads(threads: int | None, data: str | None, device: Any) -> None:
+    """Apply --threads; unset, 1 on the built-in 32 px data on CPU (its tiny convs run faster single-threaded)."""
+    import torch
+
+    from bnnas.cli.defaults import default_threads
+
+    n = default_threads(data, device) if threads is None else threads
+    if n:  # 0 or None: torch's own choice
+        torch.set_num_threads(n)
 
 
 def format_error(e: BaseException) -> str:
@@ -134,6 +154,13 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     from bnnas.errors import BNNASError
 
     return (BNNASError, OSError, MemoryError, torch.OutOfMemoryError)
+
+
+def with_default_command(argv: list[str], default: str) -> list[str]:
+    """``argv`` with ``default`` put first when it starts with an option (``tool --k 3`` = ``tool rank --k 3``)."""
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        return [default, *argv]
+    return argv
 
 
 def main(parser: argparse.ArgumentParser, fn: Callable[[argparse.Namespace], Any], argv: list[str] | None) -> int:

@@ -5,80 +5,79 @@ from __future__ import annotations
 import argparse
 import contextlib
 from pathlib import Path
-
-import torch
+from typing import Any
 
 import bnnas.cli.common as cli
+import bnnas.cli.flags as flags
+from bnnas.cli.defaults import BUILTIN, FOLDER, describe, for_kind
 from bnnas.core.arch import load_arch
 from bnnas.data import build_classification_data, is_builtin
 from bnnas.errors import BNNASError
 from bnnas.outputs.checkpoint import load_checkpoint
 from bnnas.outputs.workdir import claim_work_dir
 from bnnas.training.distributed import init_distributed
-from bnnas.training.retrainer import (DIGITS_EPOCHS, FULL_EPOCHS, LAST_NAME, RetrainConfig, Retrainer, log,
-                                      model_cost)
+from bnnas.training.retrainer import LAST_NAME, RetrainConfig, Retrainer, log, model_cost
 
 
-# -- command line ----------------------------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    p = cli.ArgumentParser(
-        description="Retrain a searched architecture from scratch (SPEC section 5 recipe) and evaluate top-1/top-5.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+DESCRIPTION = "Retrain a searched architecture from scratch and evaluate top-1/top-5."
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model and data")
     g.add_argument("--arch", required=True,
                    help="arch.json from tools/search.py, or a preset: bnnas-spos, spos, abs-fairnas")
     g.add_argument("--se", action="store_true", help="add squeeze-excitation to every MBConv (the paper's +SE model)")
-    g.add_argument("--data", default=None, help="ImageNet-style folder (train/<class>/, val/<class>/); "
-                   "default: built-in digits")
+    flags.add(g, "data")
     g.add_argument("--input-size", type=cli.int_at_least(8), default=None,
                    help="training/eval resolution (default: the arch's space, e.g. 32 spos-small, 224 spos-imagenet)")
     g = p.add_argument_group("recipe")
-    g.add_argument("--epochs", type=cli.positive_int, default=None,
-                   help=f"default {FULL_EPOCHS} (SPEC) for --data, {DIGITS_EPOCHS} for the built-in digits")
-    g.add_argument("--batch-size", type=cli.positive_int, default=None,
-                   help="per process (default 128 for --data, 64 digits)")
-    g.add_argument("--lr", type=cli.positive_float, default=None,
-                   help="peak LR (default 0.5 x global batch / 1024 for --data; 0.2 for the digits)")
-    g.add_argument("--warmup-epochs", type=cli.nonneg_float, default=None, help="default min(5, 10%% of epochs)")
+    flags.add(g, "epochs", help=f"default: {describe('retrain', 'epochs')} (the paper's schedule)")
+    flags.add(g, "batch-size", help=f"per process (default: {describe('retrain', 'batch_size')})")
+    flags.add(g, "lr", help=f"peak LR (default: {for_kind('retrain', BUILTIN, 'lr')} on built-in data; "
+                            "0.5 x global batch / 1024 on a folder)")
+    g.add_argument("--warmup-epochs", type=cli.nonneg_float, default=None, help="default: min(5, 10%% of epochs)")
     g.add_argument("--schedule", choices=["cosine", "linear"], default="cosine",
                    help="decay after warm-up: cosine (paper) or linear (official code)")
     g.add_argument("--weight-decay", type=cli.nonneg_float, default=4e-5, help="on conv/FC weights only")
-    g.add_argument("--label-smoothing", type=cli.nonneg_float, default=0.1)
-    g.add_argument("--dropout", type=cli.nonneg_float, default=0.2)
+    g.add_argument("--label-smoothing", type=cli.nonneg_float, default=0.1, help="of the cross-entropy targets")
+    g.add_argument("--dropout", type=cli.nonneg_float, default=0.2, help="before the classifier")
     g.add_argument("--grad-clip", type=cli.nonneg_float, default=5.0, help="gradient-norm clip (0 = off)")
     g.add_argument("--ema", action="store_true", help="keep a timm ModelEmaV3 average; evaluate and save it as best")
-    g.add_argument("--ema-decay", type=cli.unit_float, default=0.9998)
+    g.add_argument("--ema-decay", type=cli.unit_float, default=0.9998, help="per step, with --ema")
     g = p.add_argument_group("run")
-    g.add_argument("--work-dir", default="runs/retrain")
+    flags.add(g, "work-dir", default="runs/retrain")
     g.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CKPT",
                    help="resume from CKPT, or (no value) from WORK_DIR/last.pth, failing if it is absent; without "
                    "--resume an existing WORK_DIR/last.pth is resumed automatically")
     g.add_argument("--no-resume", action="store_true", help="refuse to resume (error if the work dir has a run)")
     g.add_argument("--ckpt-every", type=cli.nonneg_int, default=0, help="also write last.pth every N steps")
-    g.add_argument("--workers", type=cli.nonneg_int, default=None,
-                   help="data loader workers (default 0 digits, 8 folder)")
-    g.add_argument("--threads", type=cli.positive_int, default=None,
-                   help="CPU threads for torch (default: 1 for the built-in digits on CPU -- their tiny convs gain "
-                   "little from more threads and run 5-10x slower with 2 threads on a busy shared CPU; "
-                   "torch's choice otherwise)")
-    g.add_argument("--seed", type=cli.nonneg_int, default=0)
-    g.add_argument("--device", type=cli.device, default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    for name in ("workers", "threads", "seed", "device"):
+        flags.add(g, name)
     g.add_argument("--no-amp", action="store_true", help="no bf16 autocast on GPU")
-    g.add_argument("--quiet", action="store_true", help="no progress bars")
-    cli.add_debug(g)
+    flags.add(g, "quiet")
+    flags.add(g, "debug")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = cli.ArgumentParser(description=DESCRIPTION)
+    add_arguments(p)
     return p
 
 
-def config_from_args(args: argparse.Namespace, digits: bool, world_size: int, input_size: int) -> RetrainConfig:
-    batch = args.batch_size if args.batch_size is not None else (64 if digits else 128)
-    lr = args.lr if args.lr is not None else (0.2 if digits else None)
+def config_from_args(args: argparse.Namespace, builtin: bool, world_size: int, input_size: int) -> RetrainConfig:
+    """The retraining recipe; flags left unset take the table's defaults for built-in data or a folder."""
+    kind = BUILTIN if builtin else FOLDER
+
+    def pick(value: Any, key: str) -> Any:
+        return for_kind("retrain", kind, key) if value is None else value
+
     return RetrainConfig(
-        epochs=args.epochs if args.epochs is not None else (DIGITS_EPOCHS if digits else FULL_EPOCHS),
-        batch_size=batch, lr=lr, warmup_epochs=args.warmup_epochs, schedule=args.schedule,
+        epochs=pick(args.epochs, "epochs"), batch_size=pick(args.batch_size, "batch_size"), lr=pick(args.lr, "lr"),
+        warmup_epochs=args.warmup_epochs, schedule=args.schedule,
         weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, dropout=args.dropout,
         grad_clip=args.grad_clip, se=args.se, ema=args.ema, ema_decay=args.ema_decay, input_size=input_size,
         seed=args.seed, world_size=world_size,
-        workers=args.workers if args.workers is not None else (0 if digits else 8), amp=not args.no_amp,
+        workers=pick(args.workers, "workers"), amp=not args.no_amp,
         ckpt_every=args.ckpt_every)
 
 
@@ -99,16 +98,14 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
     if args.no_resume and (work_dir / LAST_NAME).is_file():
         raise BNNASError(f"{work_dir / LAST_NAME} exists and --no-resume was given; choose another --work-dir")
     dist, device = init_distributed(args.device)
-    digits = is_builtin(args.data)
-    threads = args.threads if args.threads is not None else (1 if digits and device.type == "cpu" else None)
-    if threads is not None:
-        torch.set_num_threads(threads)
+    builtin = is_builtin(args.data)
+    cli.set_threads(args.threads, args.data, device)
     input_size = args.input_size or arch.space.input_size
     data = build_classification_data(args.data, input_size, 0, args.seed)
     searched_classes = arch.space.num_classes
     if arch.space.num_classes != data.num_classes:
         arch = load_arch(args.arch, num_classes=data.num_classes)
-    cfg = config_from_args(args, digits, dist.world_size, input_size)
+    cfg = config_from_args(args, builtin, dist.world_size, input_size)
     trainer = Retrainer(arch, data, cfg, work_dir, device, dist, show_progress=not args.quiet)  # validates cfg
 
     # everything checked: only now the work dir is created, locked and logged to
@@ -118,9 +115,9 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
     if searched_classes != data.num_classes:
         log.info("arch %s was searched for %d classes; retraining with a %d-class classifier for %r",
                  arch.space.name, searched_classes, data.num_classes, data.name)
-    if digits and input_size > 64:
-        log.warning("training the 8x8 digits upscaled to %dpx (the %s space's size) is slow on CPU; "
-                    "--input-size 32 is enough for them", input_size, arch.space.name)
+    if builtin and input_size > 64:
+        log.warning("training the small built-in %s images upscaled to %dpx (the %s space's size) is slow on CPU; "
+                    "--input-size 32 is enough for them", data.name, input_size, arch.space.name)
     resume_from: Path | None = None
     if args.resume not in (None, "auto"):
         resume_from = Path(args.resume)
@@ -151,4 +148,5 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``tools/retrain.py``: parse ``argv``, run, return the exit code (2 with one ``error:`` line on bad input)."""
     return cli.main(build_parser(), run, argv)

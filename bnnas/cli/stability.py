@@ -1,4 +1,4 @@
-"""``tools/stability.py RUN_DIR RUN_DIR ...``: do search runs that differ only in their seed agree?"""
+"""``bnnas stability`` / ``tools/stability.py RUN_DIR ...``: do search runs that differ only in their seed agree?"""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import bnnas.cli.common as cli
+import bnnas.cli.flags as flags
 from bnnas.core.arch import load_arch
 from bnnas.outputs.checkpoint import atomic_write_text
 from bnnas.errors import BNNASError
@@ -45,14 +46,22 @@ def run(args: argparse.Namespace) -> dict:
     return d
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = cli.ArgumentParser(description="Agreement of search runs that differ only in their seed: per-layer Kendall "
-                                       "tau of the op scores and the share of layers their archs agree on.")
+DESCRIPTION = ("Agreement of search runs that differ only in their seed: per-layer Kendall tau of the op scores and "
+               "the share of layers their archs agree on.")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", type=Path, help="tools/search.py work dirs (two or more)")
     p.add_argument("--out", type=Path, default=None, help="write the numbers as JSON here")
-    cli.add_debug(p)
+    flags.add(p, "debug")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = cli.ArgumentParser(description=DESCRIPTION)
+    add_arguments(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``tools/stability.py``: parse ``argv``, compare the runs, return the exit code."""
     return cli.main(build_parser(), run, argv)

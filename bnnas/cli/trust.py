@@ -1,4 +1,4 @@
-"""``tools/correlation.py``: can the indicator be trusted on this data? Three analyses, one command each.
+"""``bnnas correlate`` / ``bnnas bias`` / ``tools/correlation.py``: can the indicator be trusted on this data?
 
 * ``rank`` (default) -- Kendall tau / Spearman rho of each indicator against from-scratch accuracy of K subnets;
 * ``early-bird`` -- the arch ``--early-bird`` would pick vs the arch after the full schedule (takes tools/search.py's
@@ -16,31 +16,20 @@ import logging
 import sys
 import time
 from pathlib import Path
-
-import numpy as np
-import torch
+from typing import Callable
 
 import bnnas.cli.common as cli
+import bnnas.cli.flags as flags
+import bnnas.cli.defaults as defaults
 from bnnas.outputs.checkpoint import atomic_write_text
-from bnnas.data.datasets import BUILTIN_DATASETS, is_builtin
+from bnnas.data.datasets import is_builtin
 from bnnas.errors import BNNASError
 
 log = logging.getLogger("bnnas")
 
-COMMANDS = ("rank", "early-bird", "bias")
-_EXIT = contextlib.ExitStack()  # work-dir locks taken by the running command, released by main()
 
-
-def _common(p: argparse.ArgumentParser, work_dir: str) -> None:
-    g = p.add_argument_group("run")
-    g.add_argument("--work-dir", default=work_dir)
-    g.add_argument("--seed", type=cli.nonneg_int, default=0)
-    g.add_argument("--device", type=cli.device, default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
-    g.add_argument("--threads", type=cli.nonneg_int, default=1,
-                   help="torch CPU threads (0: torch's choice). 1 by default: on a small shared machine more "
-                        "threads per process were several times slower; raise it on an idle many-core CPU")
-    g.add_argument("--quiet", action="store_true", help="no progress bars")
-    cli.add_debug(g)
+def _run_flags(p: argparse.ArgumentParser, work_dir: str) -> None:
+    flags.add_run(p.add_argument_group("run"), work_dir, "seed", "device", "threads", "quiet", "debug")
 
 
 def _proxy_args(p: argparse.ArgumentParser) -> None:
@@ -48,9 +37,9 @@ def _proxy_args(p: argparse.ArgumentParser) -> None:
 
     d = ProxyConfig()
     g = p.add_argument_group("from-scratch proxy training (the ground truth)")
-    g.add_argument("--proxy-epochs", type=cli.positive_int, default=d.epochs)
-    g.add_argument("--proxy-batch", type=cli.positive_int, default=d.batch_size)
-    g.add_argument("--proxy-lr", type=cli.positive_float, default=d.lr)
+    g.add_argument("--proxy-epochs", type=cli.positive_int, default=d.epochs, help="epochs per subnet")
+    g.add_argument("--proxy-batch", type=cli.positive_int, default=d.batch_size, help="batch per subnet training")
+    g.add_argument("--proxy-lr", type=cli.positive_float, default=d.lr, help="peak LR (cosine schedule)")
     g.add_argument("--proxy-repeats", type=cli.positive_int, default=d.repeats,
                    help="seeds per subnet, accuracies averaged")
 
@@ -62,21 +51,21 @@ def _proxy_cfg(args):
                        repeats=args.proxy_repeats, seed=args.seed)
 
 
-def rank_parser() -> argparse.ArgumentParser:
-    from bnnas.trust.correlation import DEFAULT_INDICATORS
-
-    p = cli.ArgumentParser(
-        prog="correlation.py rank", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        description="Rank correlation of indicators with from-scratch accuracy of K subnets spread over the FLOPs "
+RANK_DESCRIPTION = ("Rank correlation of indicators with from-scratch accuracy of K subnets spread over the FLOPs "
                     "range. Multi-GPU: torchrun --nproc-per-node N tools/correlation.py rank ... shards the K "
                     "trainings over the ranks.")
+
+
+def add_rank_arguments(p: argparse.ArgumentParser) -> None:
+    from bnnas.trust.correlation import DEFAULT_INDICATORS
+
     g = p.add_argument_group("data and subnets")
-    g.add_argument("--data", default=None, help="fashion-mnist, digits or an ImageNet-style folder; default: Fashion-MNIST if installed, else digits")
-    g.add_argument("--space", default=None, help="search space (default: spos-small for digits, spos-imagenet else)")
+    flags.add(g, "data")
+    g.add_argument("--space", default=None, help=f"search space (default: {defaults.describe('supernet', 'space')})")
     g.add_argument("--k", type=cli.int_at_least(2), default=8, help="subnets to train from scratch")
     g.add_argument("--max-flops", type=cli.positive_float, default=None, help="sample subnets up to this many MFLOPs")
     g.add_argument("--holdout", type=cli.nonneg_int, default=None,
-                   help="training images held out for spos-acc (default: 300 digits, 10000 folder)")
+                   help=f"training images held out for spos-acc (default: {defaults.describe('supernet', 'holdout')})")
     g.add_argument("--limit-train", type=cli.positive_int, default=None,
                    help="train supernets and subnets on only this many training images (quick checks)")
     _proxy_args(p)
@@ -86,11 +75,12 @@ def rank_parser() -> argparse.ArgumentParser:
                         "supernet with --bn-params, the BN-only one with every BN trained, the all-parameters one -- "
                         "so bn@all is the BN indicator of the all-parameters supernet -- or the untrained one) and "
                         "flops (a baseline)")
-    g.add_argument("--bn-epochs", type=cli.positive_int, default=10, help="BN-only supernet epochs (paper: 10)")
+    flags.add(g, "epochs", aliases=("--bn-epochs",), default=10, help="BN-only supernet epochs (paper: 10)")
     g.add_argument("--all-epochs", type=cli.positive_int, default=10, help="all-parameters supernet epochs")
-    g.add_argument("--supernet-batch", type=cli.positive_int, default=None, help="default 32 digits, 256 folder")
-    g.add_argument("--supernet-lr", type=cli.positive_float, default=None,
-                   help="peak LR of both supernets (default: tools/search.py's rule, 0.8 x global batch / 1024, >= 0.05)")
+    flags.add(g, "batch-size", aliases=("--supernet-batch",),
+              help=f"per-process batch of both supernets (default: {defaults.describe('supernet', 'batch_size')})")
+    flags.add(g, "lr", aliases=("--supernet-lr",),
+              help="peak LR of both supernets (default: tools/search.py's rule, 0.8 x global batch / 1024, >= 0.05)")
     g.add_argument("--bn-params", choices=["last", "all"], default="last",
                    help="which BNs train in the @bn supernet (@bnall always trains all)")
     g.add_argument("--gamma-init", type=cli.nonneg_float, default=1.0,
@@ -102,41 +92,42 @@ def rank_parser() -> argparse.ArgumentParser:
     g.add_argument("--supernet-all", default=None, help="reuse an all-parameters supernet checkpoint")
     g.add_argument("--spos-calib-batches", type=cli.positive_int, default=10,
                    help="BN recalibration batches for spos-acc")
-    g.add_argument("--workers", type=cli.nonneg_int, default=None,
-                   help="data loader workers (default 0 digits, 8 folder)")
-    _common(p, "runs/correlation")
-    return p
+    flags.add(g, "workers")
+    _run_flags(p, "runs/correlation")
 
 
-def early_bird_parser() -> argparse.ArgumentParser:
-    from bnnas.cli.search import build_parser
+EARLY_BIRD_DESCRIPTION = (
+    "Train the full schedule once with tools/search.py's settings, replay --early-bird's stopper on the per-epoch op "
+    "scores, and compare the exact-search arch at the stop epoch with the one at the end. Takes every "
+    "tools/search.py flag (--early-bird itself is implied); the recipe defaults to the paper's.")
 
-    p = build_parser()
-    p.prog = "correlation.py early-bird"
-    p.description = ("Train the full schedule once with tools/search.py's settings, replay --early-bird's stopper on "
-                     "the per-epoch op scores, and compare the exact-search arch at the stop epoch with the one at "
-                     "the end. Takes every tools/search.py flag (--early-bird itself is implied).")
-    p.set_defaults(work_dir="runs/early-bird")
+
+def add_early_bird_arguments(p: argparse.ArgumentParser) -> None:
+    from bnnas.cli.search import add_arguments
+
+    add_arguments(p)
+    p.set_defaults(work_dir="runs/early-bird", recipe="paper")  # this study compares against the paper's recipe
     g = p.add_argument_group("early-bird comparison")
     g.add_argument("--scores", default=None,
-                   help="analyse an existing full-schedule history (op_scores.json or supernet.pth) instead of training")
+                   help="analyse an existing full-schedule history (op_scores.json or supernet.pth) instead of "
+                        "training")
     g.add_argument("--retrain", action="store_true", help="also train both archs from scratch (proxy schedule)")
-    p.set_defaults(threads=1)  # tools/search.py's --threads, with this tool's single-thread default
     _proxy_args(p)
-    return p
 
 
-def bias_parser() -> argparse.ArgumentParser:
-    p = cli.ArgumentParser(
-        prog="bias.py", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        description="Train a BN-only supernet in the biased (BN-NAS) and the unbiased (BNNAS++: BN after every "
+BIAS_DESCRIPTION = ("Train a BN-only supernet in the biased (BN-NAS) and the unbiased (BNNAS++: BN after every "
                     "candidate) form of the same space and report the share of conv ops the search picks.")
-    p.add_argument("--data", default=None, help="fashion-mnist, digits or an ImageNet-style folder; default: Fashion-MNIST if installed, else digits")
-    p.add_argument("--biased-space", default="biased-small")
-    p.add_argument("--unbiased-space", default="unbiased-small")
-    p.add_argument("--epochs", type=cli.positive_int, default=10)
-    p.add_argument("--batch-size", type=cli.positive_int, default=None, help="default 32 digits, 256 folder")
-    p.add_argument("--bn-params", choices=["last", "all"], default="last")
+
+
+def add_bias_arguments(p: argparse.ArgumentParser) -> None:
+    flags.add(p, "data")
+    p.add_argument("--biased-space", default="biased-small", help="BN-NAS's form: parameter-free candidates have no BN")
+    p.add_argument("--unbiased-space", default="unbiased-small",
+                   help="BNNAS++'s form: parameter-free candidates also end in a BN")
+    flags.add(p, "epochs", default=10, help="BN-only supernet epochs")
+    flags.add(p, "batch-size", help=f"per-process batch (default: {defaults.describe('supernet', 'batch_size')})")
+    p.add_argument("--bn-params", choices=["last", "all"], default="last",
+                   help="train only each op's last BN (official code) or every BN")
     p.add_argument("--indicator", default="bn", help="additive indicator used by the exact search")
     p.add_argument("--budgets", type=cli.positive_float_list, default=None,
                    help="comma list of MFLOPs budgets (default: spread over the range)")
@@ -145,79 +136,90 @@ def bias_parser() -> argparse.ArgumentParser:
     p.add_argument("--retrain", action="store_true",
                    help="also train the two archs picked at the space's default budget from scratch (proxy schedule)")
     _proxy_args(p)
-    _common(p, "runs/bias")
-    return p
+    _run_flags(p, "runs/bias")
 
 
 def _decode_kw(data) -> dict:
-    return {"collate_fn": getattr(data, "collate_fn", None), "device_transform": getattr(data, "device_transform", None)}
+    return {"collate_fn": getattr(data, "collate_fn", None),
+            "device_transform": getattr(data, "device_transform", None)}
 
 
-def _setup(args, work_dir: Path):
+def _setup(args: argparse.Namespace):
     from bnnas.training.distributed import init_distributed
 
-    if getattr(args, "threads", None):
-        torch.set_num_threads(args.threads)
-    return init_distributed(args.device)
+    dist, device = init_distributed(args.device)
+    cli.set_threads(args.threads, args.data, device)
+    return dist, device
 
 
-def _claim(work_dir: Path, dist) -> None:
-    """Lock the work dir (held until main() returns) and log into it; called once the inputs have been checked."""
+def _claim(work_dir: Path, dist, stack: contextlib.ExitStack) -> None:
+    """Lock the work dir (until ``stack`` closes) and log into it; called once the inputs have been checked."""
     from bnnas.outputs.workdir import claim_work_dir
 
     lock = claim_work_dir(work_dir, dist.is_main, dist.enabled)
     if lock is not None:
-        _EXIT.callback(lock.release)
+        stack.callback(lock.release)
 
 
 # -- rank --------------------------------------------------------------------------------------------------------------
-def run_rank(args) -> dict | None:
+def run_rank(args: argparse.Namespace) -> dict | None:
+    with contextlib.ExitStack() as stack:  # releases the work-dir lock however the run ends
+        return _rank(args, stack)
+
+
+def _rank(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict | None:
     from bnnas.trust.correlation import StudyConfig, SupernetSpec, print_table, run_study, study_data
     from bnnas.data import build_classification_data
     from bnnas.core.space import get_space
 
     work_dir = Path(args.work_dir)
-    dist, device = _setup(args, work_dir)
-    space_name = args.space or ("spos-small" if args.data is None else "spos-imagenet")
+    dist, device = _setup(args)
+    space_name = args.space or defaults.default("supernet", "space", args.data)
     probe = get_space(space_name)
     if not is_builtin(args.data) and not (Path(args.data) / "val").is_dir():
         raise BNNASError(f"{args.data} has no val/ folder: the ranking study measures its ground truth on val/, which "
                          "must not overlap the training images the supernets and the spos-acc indicator use")
     base = build_classification_data(args.data, probe.input_size, 0, args.seed)
-    holdout = args.holdout if args.holdout is not None else (300 if base.name in BUILTIN_DATASETS else 10000)
+    holdout = defaults.pick(args.holdout, "supernet", "holdout", args.data)
     data = study_data(base, holdout, args.seed, limit_train=args.limit_train)
     space = get_space(space_name, data.num_classes)
-    batch = args.supernet_batch if args.supernet_batch is not None else (32 if base.name in BUILTIN_DATASETS else 256)
-    workers = args.workers if args.workers is not None else (0 if base.name in BUILTIN_DATASETS else 8)
+    batch = defaults.pick(args.batch_size, "supernet", "batch_size", args.data)
+    workers = defaults.pick(args.workers, "supernet", "workers", args.data)
     proxy = _proxy_cfg(args)
     proxy.workers = workers
     cfg = StudyConfig(
         k=args.k, seed=args.seed, indicators=tuple(s.strip() for s in args.indicators.split(",") if s.strip()),
         proxy=proxy, max_flops=args.max_flops, spos_calib_batches=args.spos_calib_batches,
         bootstrap_resamples=args.bootstrap,
-        bn=SupernetSpec("bn", args.bn_epochs, batch, lr=args.supernet_lr, bn_params=args.bn_params, seed=args.seed,
+        bn=SupernetSpec("bn", args.epochs, batch, lr=args.lr, bn_params=args.bn_params, seed=args.seed,
                         checkpoint=args.supernet_bn, workers=workers, gamma_init=args.gamma_init),
-        bnall=SupernetSpec("bn", args.bn_epochs, batch, lr=args.supernet_lr, bn_params="all", seed=args.seed,
+        bnall=SupernetSpec("bn", args.epochs, batch, lr=args.lr, bn_params="all", seed=args.seed,
                            workers=workers, gamma_init=args.gamma_init),
-        all=SupernetSpec("all", args.all_epochs, batch, lr=args.supernet_lr, seed=args.seed,
+        all=SupernetSpec("all", args.all_epochs, batch, lr=args.lr, seed=args.seed,
                          checkpoint=args.supernet_all, workers=workers))
-    _claim(work_dir, dist)
+    _claim(work_dir, dist, stack)
     doc = run_study(space, data, cfg, work_dir, device, dist, quiet=args.quiet)
     if doc is not None:
-        print(f"\nranking study: {space.name}, K={cfg.k}, {doc['wall_seconds']:.0f}s -> {work_dir / 'correlation.json'}")
+        print(f"\nranking study: {space.name}, K={cfg.k}, {doc['wall_seconds']:.0f}s -> "
+              f"{work_dir / 'correlation.json'}")
         print(print_table(doc))
     return doc
 
 
 # -- early-bird ------------------------------------------------------------------------------------------------------
-def run_early_bird(args) -> dict | None:
+def run_early_bird(args: argparse.Namespace) -> dict | None:
+    with contextlib.ExitStack() as stack:  # releases the work-dir lock however the run ends
+        return _early_bird(args, stack)
+
+
+def _early_bird(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict | None:
     import bnnas.trust.early_bird_compare as ebc
     from bnnas.data import build_classification_data
     from bnnas.core.space import get_space
 
     work_dir = Path(args.work_dir)
-    dist, device = _setup(args, work_dir)
-    _claim(work_dir, dist)
+    dist, device = _setup(args)
+    _claim(work_dir, dist, stack)
     t0 = time.perf_counter()
     if args.scores:
         space_name, tables = ebc.load_history(args.scores)
@@ -227,16 +229,18 @@ def run_early_bird(args) -> dict | None:
         train_info = {"source": str(args.scores)}
         data = None
     else:
-        from bnnas.cli.search import _train_or_load, resolve_recipe
+        from bnnas.cli.search import supernet_config, train_or_load_supernet
 
-        args.recipe = getattr(args, "recipe", None) or "paper"  # this study compares against the paper's recipe
-        args = resolve_recipe(args)
+        args = defaults.resolve_recipe(args)
         space_name = args.space
         probe = get_space(space_name)
         data = build_classification_data(args.data, probe.input_size, args.holdout, args.seed,
                                          limit_train=args.limit_train)  # as tools/search.py trains
-        args.early_bird = False  # the full schedule; the stop is replayed below
-        _, train_info = _train_or_load(args, get_space(space_name, data.num_classes), data, device, dist, work_dir)
+        # the full schedule (no stopper): the stop is replayed below
+        _, train_info = train_or_load_supernet(
+            get_space(space_name, data.num_classes), data, device, dist, work_dir,
+            supernet_config(args, dist.world_size), checkpoint=args.supernet, no_resume=args.no_resume,
+            quiet=args.quiet)
         if not dist.is_main:
             return None
         from bnnas.training.supernet_trainer import scores_from_record
@@ -271,7 +275,12 @@ def run_early_bird(args) -> dict | None:
 
 
 # -- bias --------------------------------------------------------------------------------------------------------------
-def run_bias(args) -> dict | None:
+def run_bias(args: argparse.Namespace) -> dict | None:
+    with contextlib.ExitStack() as stack:  # releases the work-dir lock however the run ends
+        return _bias(args, stack)
+
+
+def _bias(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict | None:
     import bnnas.trust.bias as bias
     from bnnas.trust.correlation import SupernetSpec, obtain_supernet
     from bnnas.data import build_classification_data
@@ -280,17 +289,18 @@ def run_bias(args) -> dict | None:
     from bnnas.core.space import get_space
 
     work_dir = Path(args.work_dir)
-    dist, device = _setup(args, work_dir)
+    dist, device = _setup(args)
     t_all = time.perf_counter()
     probe = get_space(args.biased_space)
     data = build_classification_data(args.data, probe.input_size, 0, args.seed)
-    batch = args.batch_size if args.batch_size is not None else (32 if data.name in BUILTIN_DATASETS else 256)
-    forms = {"biased": (args.biased_space, args.supernet_biased), "unbiased": (args.unbiased_space, args.supernet_unbiased)}
+    batch = defaults.pick(args.batch_size, "supernet", "batch_size", args.data)
+    forms = {"biased": (args.biased_space, args.supernet_biased),
+             "unbiased": (args.unbiased_space, args.supernet_unbiased)}
     spaces = {k: get_space(name, data.num_classes) for k, (name, _) in forms.items()}
     if [l.choices for l in spaces["biased"].layers] != [l.choices for l in spaces["unbiased"].layers]:
         raise BNNASError(f"{args.biased_space} and {args.unbiased_space} do not offer the same candidates; the bias "
                          "measurement compares two forms of one space")
-    _claim(work_dir, dist)
+    _claim(work_dir, dist, stack)
     out: dict = {"format": "bnnas.bias/1", "data": data.name, "epochs": args.epochs, "indicator": args.indicator,
                  "forms": {}}
     if args.budgets:
@@ -307,7 +317,8 @@ def run_bias(args) -> dict | None:
             continue
         ind = build_indicator(args.indicator, model.eval(), data=data, device=device, seed=args.seed)
         if not isinstance(ind, ScoreTable):
-            raise BNNASError(f"the bias measurement needs an additive indicator (exact search); {args.indicator} is not")
+            raise BNNASError(f"the bias measurement needs an additive indicator (exact search); {args.indicator} "
+                             "is not")
         picks = bias.bias_picks(space, ind.scores, budgets)
         out["forms"][form] = {
             "space": name, "bn_after_every_op": space.bn_after_every_op, "supernet": info["source"],
@@ -335,7 +346,8 @@ def run_bias(args) -> dict | None:
 
 
 def _bias_md(out: dict) -> str:
-    lines = [f"# Conv bias of the BN indicator ({out['data']}, {out['epochs']} BN-only epochs, `{out['indicator']}`)", "",
+    lines = [f"# Conv bias of the BN indicator ({out['data']}, {out['epochs']} BN-only epochs, "
+             f"`{out['indicator']}`)", "",
              f"Conv share = share of MBConv picks among the layers that offer a parameter-free op (uniform random "
              f"picking: {100 * out['uniform_conv_share']:.0f}%).", "",
              "| budget MFLOPs | " + " | ".join(f"{f} conv share | {f} param-free picks" for f in out["forms"]) + " |",
@@ -356,15 +368,36 @@ def _bias_md(out: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None, default: str = "rank") -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    cmd = default
-    if argv and argv[0] in COMMANDS:
-        cmd = argv.pop(0)
-    elif argv and not argv[0].startswith("-"):
-        print(f"error: unknown command {argv[0]!r}; use one of {', '.join(COMMANDS)}", file=sys.stderr)
-        return 2
-    parser, fn = {"rank": (rank_parser, run_rank), "early-bird": (early_bird_parser, run_early_bird),
-                  "bias": (bias_parser, run_bias)}[cmd]
-    with _EXIT:
-        return cli.main(parser(), fn, argv)
+SUMMARIES = {
+    "rank": "rank correlation of each indicator with from-scratch accuracy of K subnets",
+    "early-bird": "the arch --early-bird picks vs the one after the full schedule",
+    "bias": "conv share the BN indicator picks in the biased vs the unbiased (BNNAS++) space",
+}
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], object]]] = {
+    "rank": (RANK_DESCRIPTION, add_rank_arguments, run_rank),
+    "early-bird": (EARLY_BIRD_DESCRIPTION, add_early_bird_arguments, run_early_bird),
+    "bias": (BIAS_DESCRIPTION, add_bias_arguments, run_bias),
+}
+
+
+def add_commands(sub: argparse._SubParsersAction, names: tuple[str, ...] = tuple(COMMANDS)) -> None:
+    """One subparser per study in ``names``; each sets ``handler`` to its run function."""
+    for name in names:
+        description, add_arguments, run = COMMANDS[name]
+        p = sub.add_parser(name, help=SUMMARIES[name], description=description)
+        add_arguments(p)
+        p.set_defaults(handler=run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = cli.ArgumentParser(prog="correlation.py",
+                           description="Can the indicator be trusted on this data? One study per command (rank when "
+                                       "none is named).")
+    add_commands(p.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=cli.ArgumentParser))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``tools/correlation.py [rank|early-bird|bias] ...``: parse, run the study, return the exit code."""
+    argv = cli.with_default_command(sys.argv[1:] if argv is None else list(argv), "rank")
+    return cli.main(build_parser(), lambda args: args.handler(args), argv)

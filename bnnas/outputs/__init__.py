@@ -1,1 +1,2 @@
-"""What a run leaves on disk: atomic checkpoints and files, the work-dir lock, budget-tagged results and plots."""
+"""What a run leaves on disk and on the console: atomic checkpoints and files, the work-dir lock, budget-tagged
+results, plots and plain-text tables."""

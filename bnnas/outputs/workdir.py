@@ -1,4 +1,4 @@
-"""One run per work dir: an advisory lock file naming its holder, and cleanup of what a killed run left behind.
+"""One run per work dir: an advisory lock file naming its holder, cleanup of what a killed run left behind, the log.
 
 The lock is ``fcntl.flock`` on ``WORK_DIR/.bnnas.lock``: the kernel drops it when the holder dies (even by kill -9),
 so a lock that can be taken is never held by a live run. The file also records pid, host and start time, which
@@ -151,11 +151,22 @@ def remove_stale_temp_files(work_dir: Path, older_than: float, depth: int = 2) -
     return removed
 
 
+def setup_logging(work_dir: Path, main: bool = True) -> None:
+    """The ``bnnas`` logger to stdout, and on the main process also to ``work_dir/log.txt``."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger("bnnas")
+    root.setLevel(logging.INFO if main else logging.WARNING)
+    root.handlers.clear()
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
+    for h in (logging.StreamHandler(sys.stdout), *([logging.FileHandler(work_dir / "log.txt")] if main else [])):
+        h.setFormatter(fmt)
+        root.addHandler(h)
+    root.propagate = False
+
+
 def claim_work_dir(work_dir: Path, is_main: bool = True, dist_enabled: bool = False) -> WorkDirLock | None:
     """Rank 0 locks ``work_dir``; then every rank sets up logging (log.txt on rank 0), and rank 0 reports a taken-over
     lock and removes the temp files of interrupted writes. Under torchrun every rank learns whether the lock worked."""
-    from bnnas.cli.search import setup_logging
-
     lock, error = None, None
     if is_main:
         try:

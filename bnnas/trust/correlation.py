@@ -486,7 +486,10 @@ def _proxy_str(p: dict) -> str:
 
 
 def print_table(doc: dict) -> str:
-    rows = [("indicator", "tau", "tau 95% CI", "rho", "rho 95% CI", "sup. epochs", "sup. s", "score s")]
+    """The console summary of a study: tau and rho with their CIs, and the cost of each indicator."""
+    from bnnas.outputs.table import format_table
+
+    rows = []
     sa = doc["ground_truth"].get("seed_agreement")
     if sa:
         rows.append((f"(ground truth, {sa['repeats']} seeds)", _fmt(sa["kendall_tau"]), _ci_str(sa.get("kendall_tau_ci")),
@@ -495,7 +498,5 @@ def print_table(doc: dict) -> str:
         rows.append((spec, _fmt(r["kendall_tau"]), _ci_str(r.get("kendall_tau_ci")), _fmt(r["spearman_rho"]),
                      _ci_str(r.get("spearman_rho_ci")), str(r["supernet_epochs"]),
                      f"{r['supernet_seconds']:.0f}", f"{r['score_seconds']:.2f}"))
-    w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = [" | ".join(c.ljust(x) for c, x in zip(r, w)) for r in rows]
-    lines.insert(1, "-+-".join("-" * x for x in w))
-    return "\n".join(lines)
+    return format_table(rows, ("indicator", "tau", "tau 95% CI", "rho", "rho 95% CI", "sup. epochs", "sup. s",
+                               "score s"))

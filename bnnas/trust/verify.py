@@ -302,16 +302,14 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def _run_locked(args: argparse.Namespace, arch0: Arch, device, work: Path) -> dict:
-    import torch
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    from bnnas.cli.common import set_threads
     from bnnas.data import build_classification_data, is_builtin
 
     digits = is_builtin(args.data)
-    threads = args.threads if args.threads is not None else (1 if digits and device.type == "cpu" else None)
-    if threads is not None:
-        torch.set_num_threads(threads)
+    set_threads(args.threads, args.data, device)
     found_by = arch0.meta.get("found_by") or {}
     input_size = arch0.space.input_size
     # the search's data seed: on the digits it fixes the train/val split, so val stays the images the search never saw
