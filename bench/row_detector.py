@@ -153,7 +153,7 @@ def run(cfg, device: torch.device, devname: str) -> RowResult:
     prec = "bf16 autocast" if device.type == "cuda" else "fp32"
     r.details += [
         f"{devname}; batch {B} at {res}x{res}, {prec}, channels_last, {'torch.compile' if cfg.compile else 'eager'}",
-        f"MACs/img: BNNAS-EffDet {macs_ours / 1e9:.2f} G, effdet d0 {macs_ed / 1e9:.2f} G (SPEC convention)",
+        f"MACs/img: BNNAS-EffDet {macs_ours / 1e9:.2f} G, effdet d0 {macs_ed / 1e9:.2f} G (paper convention)",
         f"train img/s  ours {Stat(ips['train_ours']).fmt(2)}; effdet {Stat(ips['train_effdet']).fmt(2)}",
         f"infer img/s  ours {Stat(ips['infer_ours']).fmt(2)}; effdet {Stat(ips['infer_effdet']).fmt(2)}",
         f"speed ratio (effdet time / ours): train {train_ratio.fmt(2)}; inference {infer_ratio.fmt(2)}",

@@ -9,7 +9,7 @@ All four contenders run interleaved in one loop on the same device-resident synt
 
 The supernet steps go through ``SupernetTrainer._step`` itself (scheduler, path sampling, autocast, backward, grad
 clipping, fused optimizer, running metrics), over a fixed cycle of K uniformly drawn SPOS paths shared by ``bn`` and
-``all``. FLOPs per image are counted with forward hooks at the benchmark resolution for both networks (SPEC's MAC
+``all``. FLOPs per image are counted with forward hooks at the benchmark resolution for both networks (the paper's MAC
 convention), so row 2 compares img/s x MFLOPs/img.
 """
 

@@ -101,7 +101,7 @@ def load_avg() -> str:
 
 
 def count_macs(model: nn.Module, run: Callable[[], object]) -> float:
-    """MACs per call of ``run`` under SPEC section 2's convention: convolutions C_in/g * k^2 * C_out * H_out * W_out,
+    """MACs per call of ``run`` as the paper counts them: convolutions C_in/g * k^2 * C_out * H_out * W_out,
     linear layers (2 C_in - 1) * C_out; BN, activations, pooling and adds are free. Divide by the batch yourself."""
     total = [0.0]
 

@@ -1,4 +1,4 @@
-# BNNAS-EffDet: a searched BN-NAS backbone in the EfficientDet-D0 setting (SPEC section 7), COCO 2017.
+# BNNAS-EffDet: a searched BN-NAS backbone in the EfficientDet-D0 setting (512 px, BiFPN 64 ch x 3, head 3 convs), COCO 2017.
 #
 #   python tools/export_backbone.py --checkpoint runs/retrain/best.pth --out work_dirs/bnnas_backbone.pth
 #   mim train mmdet configs/bnnas_effdet.py                                   # 1 GPU (BN)

@@ -1,4 +1,4 @@
-"""Smoke test of bench/run.py (issue 4): rows 3 and 6 run in quick mode and print parseable results; row 6's twelve
+"""Smoke test of bench/run.py: rows 3 and 6 run in quick mode and print parseable results; row 6's twelve
 COCO numbers agree between pycocotools and faster-coco-eval. No timing is asserted (the machine may be busy)."""
 
 from __future__ import annotations

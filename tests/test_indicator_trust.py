@@ -1,4 +1,4 @@
-"""Issue 5: rank statistics, early-bird auto-stop, the (un)biased spaces, every indicator against a hand computation,
+"""Rank statistics, early-bird auto-stop, the (un)biased spaces, every indicator against a hand computation,
 and a tiny end-to-end ranking study."""
 
 import json

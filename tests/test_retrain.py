@@ -118,14 +118,14 @@ def test_best_checkpoint_exports_as_backbone(trained, tmp_path):
 
 
 def _real_cost(net: SubNet, size: int) -> tuple[int, int]:
-    """(MACs in SPEC's convention, parameter count) measured on the module itself."""
+    """(MACs as the paper counts them, parameter count) measured on the module itself."""
     net.eval()
     with FlopCounterMode(display=False) as fc, torch.no_grad():
         net(torch.randn(1, 3, size, size))
     counts = {str(k): v for k, v in fc.get_flop_counts()["Global"].items()}
     assert set(counts) <= {"aten.convolution", "aten.addmm"}, counts  # nothing else is counted
     nc = net.head.fc.out_features
-    # torch counts 2 FLOPs per multiply-accumulate; SPEC counts convs in MACs and the FC as (2*C_in - 1)*C_out
+    # torch counts 2 FLOPs per multiply-accumulate; the paper counts convs in MACs and the FC as (2*C_in - 1)*C_out
     macs = counts["aten.convolution"] // 2 + counts["aten.addmm"] - nc
     return macs, sum(p.numel() for p in net.parameters())
 

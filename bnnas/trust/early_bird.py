@@ -1,4 +1,4 @@
-"""Early-bird analysis (SPEC section 4): when does the per-layer op ranking stop changing?
+"""Early-bird analysis: when does the per-layer op ranking stop changing?
 
 Each epoch's op scores give a rank vector (rank of every op inside its layer, concatenated over searchable layers).
 Two epochs are compared by the L2 distance of their rank vectors, normalised by the largest possible distance (every

@@ -1,4 +1,4 @@
-"""What does stopping early cost? (issue 5, part 2)
+"""What does stopping early cost?
 
 ``tools/search.py --early-bird`` stops BN-only supernet training once the per-layer op ranking has settled
 (:class:`~bnnas.trust.early_bird.EarlyBirdStopper`). To judge that stop honestly we train the *full* schedule once, with
