@@ -163,6 +163,14 @@ def with_default_command(argv: list[str], default: str) -> list[str]:
     return argv
 
 
+def command_parser(add_arguments: Callable[[argparse.ArgumentParser], None], description: str | None,
+                   raw: bool = False) -> ArgumentParser:
+    """A standalone parser for one command (its ``tools/*.py`` script); ``raw`` keeps the description's layout."""
+    p = ArgumentParser(description=description, formatter_class=RawHelpFormatter if raw else HelpFormatter)
+    add_arguments(p)
+    return p
+
+
 def main(parser: argparse.ArgumentParser, fn: Callable[[argparse.Namespace], Any], argv: list[str] | None) -> int:
     """Parse (a bad value returns its exit code instead of raising SystemExit, for in-process callers) and run."""
     try:

@@ -35,9 +35,7 @@ def run(a: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = cli.ArgumentParser(description=__doc__, formatter_class=cli.RawHelpFormatter)
-    add_arguments(p)
-    return p
+    return cli.command_parser(add_arguments, __doc__, raw=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,9 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = cli.ArgumentParser(description=DESCRIPTION)
-    add_arguments(p)
-    return p
+    return cli.command_parser(add_arguments, DESCRIPTION)
 
 
 def config_from_args(args: argparse.Namespace, builtin: bool, world_size: int, input_size: int) -> RetrainConfig:

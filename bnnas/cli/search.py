@@ -89,9 +89,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = cli.ArgumentParser(description=DESCRIPTION)
-    add_arguments(p)
-    return p
+    return cli.command_parser(add_arguments, DESCRIPTION)
 
 
 def supernet_config(args: argparse.Namespace, world_size: int) -> SupernetTrainConfig:

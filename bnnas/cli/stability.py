@@ -57,9 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = cli.ArgumentParser(description=DESCRIPTION)
-    add_arguments(p)
-    return p
+    return cli.command_parser(add_arguments, DESCRIPTION)
 
 
 def main(argv: list[str] | None = None) -> int:
