@@ -8,9 +8,13 @@ out of memory) into ``error: ...`` on stderr; ``--debug`` shows the traceback in
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import math
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
+
+T = TypeVar("T")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -161,6 +165,16 @@ def with_default_command(argv: list[str], default: str) -> list[str]:
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         return [default, *argv]
     return argv
+
+
+def with_exit_stack(body: Callable[[argparse.Namespace, contextlib.ExitStack], T]) -> Callable[[argparse.Namespace], T]:
+    """``body(args, stack)`` as a command's ``run(args)``: what it puts on the stack (the work-dir lock) is released
+    however it ends."""
+    @functools.wraps(body)
+    def run(args: argparse.Namespace) -> T:
+        with contextlib.ExitStack() as stack:
+            return body(args, stack)
+    return run
 
 
 def command_parser(add_arguments: Callable[[argparse.ArgumentParser], None], description: str | None,

@@ -14,7 +14,7 @@ from bnnas.core.arch import load_arch
 from bnnas.data import build_classification_data, is_builtin
 from bnnas.errors import BNNASError
 from bnnas.outputs.checkpoint import load_checkpoint
-from bnnas.outputs.workdir import claim_work_dir
+from bnnas.outputs.workdir import hold_work_dir
 from bnnas.training.distributed import init_distributed
 from bnnas.training.retrainer import LAST_NAME, RetrainConfig, Retrainer, log, model_cost
 
@@ -79,12 +79,8 @@ def config_from_args(args: argparse.Namespace, builtin: bool, world_size: int, i
         ckpt_every=args.ckpt_every)
 
 
-def run(args: argparse.Namespace) -> dict:
-    with contextlib.ExitStack() as stack:  # releases the work-dir lock however the run ends
-        return _run(args, stack)
-
-
-def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
+@cli.with_exit_stack
+def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
     if args.resume is not None and args.no_resume:
         raise BNNASError("--resume and --no-resume contradict each other")
     arch = load_arch(args.arch)  # checked before anything is created or trained
@@ -107,9 +103,7 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
     trainer = Retrainer(arch, data, cfg, work_dir, device, dist, show_progress=not args.quiet)  # validates cfg
 
     # everything checked: only now the work dir is created, locked and logged to
-    lock = claim_work_dir(work_dir, dist.is_main, dist.enabled)  # lock, log.txt, crash leftovers
-    if lock is not None:
-        stack.callback(lock.release)
+    hold_work_dir(stack, work_dir, dist.is_main, dist.enabled)  # lock, log.txt, crash leftovers
     if searched_classes != data.num_classes:
         log.info("arch %s was searched for %d classes; retraining with a %d-class classifier for %r",
                  arch.space.name, searched_classes, data.num_classes, data.name)

@@ -29,7 +29,7 @@ from bnnas.search import SearchResult, check_budget, evolutionary_search, exact_
 from bnnas.core.space import SearchSpace, get_space, list_spaces
 from bnnas.core.supernet import Supernet
 from bnnas.training.supernet_trainer import SupernetTrainConfig, SupernetTrainer, TrainResult, load_supernet, scores_from_record
-from bnnas.outputs.workdir import claim_work_dir
+from bnnas.outputs.workdir import hold_work_dir
 
 log = logging.getLogger("bnnas")
 
@@ -145,12 +145,8 @@ def _stopped_early_before(trainer: SupernetTrainer) -> bool:
     return True
 
 
-def run(args: argparse.Namespace) -> dict:
-    with contextlib.ExitStack() as stack:  # releases the work-dir lock however the run ends
-        return _run(args, stack)
-
-
-def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
+@cli.with_exit_stack
+def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
     work_dir = Path(args.work_dir)
     dist, device = init_distributed(args.device)
     args = resolve_recipe(args)
@@ -173,9 +169,7 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
         cost, budget, unit, scale = flops_table(space), \
             (space.default_budget if args.flops is None else args.flops) * 1e6, "MFLOPs", 1e6
         check_budget(cost, budget, unit, scale)
-    lock = claim_work_dir(work_dir, dist.is_main, dist.enabled)  # lock, log.txt, crash leftovers
-    if lock is not None:
-        stack.callback(lock.release)
+    hold_work_dir(stack, work_dir, dist.is_main, dist.enabled)  # lock, log.txt, crash leftovers
     if args.data is None and data.name != "fashion-mnist":
         log.info("note: Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist); using the small "
                  "built-in digits instead")

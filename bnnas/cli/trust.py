@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 import bnnas.cli.common as cli
+from bnnas.outputs.workdir import hold_work_dir
 import bnnas.cli.flags as flags
 import bnnas.cli.defaults as defaults
 from bnnas.outputs.checkpoint import atomic_write_text
@@ -152,22 +153,9 @@ def _setup(args: argparse.Namespace):
     return dist, device
 
 
-def _claim(work_dir: Path, dist, stack: contextlib.ExitStack) -> None:
-    """Lock the work dir (until ``stack`` closes) and log into it; called once the inputs have been checked."""
-    from bnnas.outputs.workdir import claim_work_dir
-
-    lock = claim_work_dir(work_dir, dist.is_main, dist.enabled)
-    if lock is not None:
-        stack.callback(lock.release)
-
-
 # -- rank --------------------------------------------------------------------------------------------------------------
-def run_rank(args: argparse.Namespace) -> dict | None:
-    with contextlib.ExitStack() as stack:  # releases the work-dir lock however the run ends
-        return _rank(args, stack)
-
-
-def _rank(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict | None:
+@cli.with_exit_stack
+def run_rank(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict | None:
     from bnnas.trust.correlation import StudyConfig, SupernetSpec, print_table, run_study, study_data
     from bnnas.data import build_classification_data
     from bnnas.core.space import get_space
@@ -197,7 +185,7 @@ def _rank(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict | None:
                            workers=workers, gamma_init=args.gamma_init),
         all=SupernetSpec("all", args.all_epochs, batch, lr=args.lr, seed=args.seed,
                          checkpoint=args.supernet_all, workers=workers))
-    _claim(work_dir, dist, stack)
+    hold_work_dir(stack, work_dir, dist.is_main, dist.enabled)  # once the inputs have been checked
     doc = run_study(space, data, cfg, work_dir, device, dist, quiet=args.quiet)
     if doc is not None:
         print(f"\nranking study: {space.name}, K={cfg.k}, {doc['wall_seconds']:.0f}s -> "
@@ -207,19 +195,15 @@ def _rank(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict | None:
 
 
 # -- early-bird ------------------------------------------------------------------------------------------------------
-def run_early_bird(args: argparse.Namespace) -> dict | None:
-    with contextlib.ExitStack() as stack:  # releases the work-dir lock however the run ends
-        return _early_bird(args, stack)
-
-
-def _early_bird(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict | None:
+@cli.with_exit_stack
+def run_early_bird(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict | None:
     import bnnas.trust.early_bird_compare as ebc
     from bnnas.data import build_classification_data
     from bnnas.core.space import get_space
 
     work_dir = Path(args.work_dir)
     dist, device = _setup(args)
-    _claim(work_dir, dist, stack)
+    hold_work_dir(stack, work_dir, dist.is_main, dist.enabled)  # once the inputs have been checked
     t0 = time.perf_counter()
     if args.scores:
         space_name, tables = ebc.load_history(args.scores)
@@ -275,12 +259,8 @@ def _early_bird(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict |
 
 
 # -- bias --------------------------------------------------------------------------------------------------------------
-def run_bias(args: argparse.Namespace) -> dict | None:
-    with contextlib.ExitStack() as stack:  # releases the work-dir lock however the run ends
-        return _bias(args, stack)
-
-
-def _bias(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict | None:
+@cli.with_exit_stack
+def run_bias(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict | None:
     import bnnas.trust.bias as bias
     from bnnas.trust.correlation import SupernetSpec, obtain_supernet
     from bnnas.data import build_classification_data
@@ -300,7 +280,7 @@ def _bias(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict | None:
     if [l.choices for l in spaces["biased"].layers] != [l.choices for l in spaces["unbiased"].layers]:
         raise BNNASError(f"{args.biased_space} and {args.unbiased_space} do not offer the same candidates; the bias "
                          "measurement compares two forms of one space")
-    _claim(work_dir, dist, stack)
+    hold_work_dir(stack, work_dir, dist.is_main, dist.enabled)  # once the inputs have been checked
     out: dict = {"format": "bnnas.bias/1", "data": data.name, "epochs": args.epochs, "indicator": args.indicator,
                  "forms": {}}
     if args.budgets:

@@ -7,6 +7,7 @@ turn "busy" into a message naming the holder and let a run that finds a dead hol
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -214,3 +215,11 @@ def claim_output_dir(out: Path, marker: str, owned: tuple[str, ...]) -> Path:
     ensure_dir(out, "--out dir")
     (out / marker).write_text("written by bnnas; a re-run replaces this dir's generated files\n")
     return out
+
+
+def hold_work_dir(stack: contextlib.ExitStack, work_dir: Path, is_main: bool = True,
+                  dist_enabled: bool = False) -> None:
+    """:func:`claim_work_dir`, with the lock released when ``stack`` closes (however the run ends)."""
+    lock = claim_work_dir(work_dir, is_main, dist_enabled)
+    if lock is not None:
+        stack.callback(lock.release)
