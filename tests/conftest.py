@@ -16,3 +16,12 @@ def digits():
     from bnnas.data import build_classification_data
 
     return build_classification_data("digits")
+
+
+def one_line_error(rc: int, err: str, *needles: str) -> str:
+    """Assert a failed command's stderr is exactly one ``error: ...`` line (exit 2) holding every needle."""
+    lines = [l for l in err.strip().splitlines() if l.strip()]
+    assert rc == 2 and len(lines) == 1 and lines[0].startswith("error: "), (rc, err)
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]

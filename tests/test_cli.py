@@ -15,19 +15,12 @@ import bnnas.cli.common as cli
 import bnnas.cli.flags as flags
 from bnnas.cli.main import COMMANDS, build_parser, main
 from bnnas.errors import BNNASError
+from conftest import one_line_error as _one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]
 PARSED = [c for c in COMMANDS if c != "det"]  # det hands every argument to mim
 HELP_ARGV = [[c] for c in PARSED if c != "correlate"] + [["correlate"], ["correlate", "rank"],
                                                          ["correlate", "early-bird"], ["det"]]
-
-
-def _one_line_error(rc: int, err: str, *needles: str) -> str:
-    lines = [l for l in err.strip().splitlines() if l.strip()]
-    assert rc == 2 and len(lines) == 1 and lines[0].startswith("error: "), (rc, err)
-    for n in needles:
-        assert n in lines[0], lines[0]
-    return lines[0]
 
 
 def _subparsers(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

@@ -33,6 +33,7 @@ from bnnas.cli.retrain import main as retrain_main
 from bnnas.core.space import get_space
 from bnnas.cli.trust import main as trust_main
 from bnnas.outputs.workdir import LOCK_NAME, WorkDirLock, claim_work_dir, remove_stale_temp_files
+from conftest import one_line_error as _one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]
 SEARCH, RETRAIN = ROOT / "tools" / "search.py", ROOT / "tools" / "retrain.py"
@@ -69,14 +70,6 @@ def _wait_for(pred, proc: subprocess.Popen | None = None, timeout: float = 240.0
             raise AssertionError(f"process ended early ({proc.returncode}): {proc.stderr.read()[-2000:]}")
         assert time.monotonic() - t0 < timeout, "timed out"
         time.sleep(0.02)
-
-
-def _one_line_error(rc: int, err: str, *needles: str) -> str:
-    lines = [l for l in err.strip().splitlines() if l.strip()]
-    assert rc == 2 and len(lines) == 1 and lines[0].startswith("error: "), (rc, err)
-    for n in needles:
-        assert n in lines[0], lines[0]
-    return lines[0]
 
 
 def _same_state(a: dict, b: dict) -> bool:
