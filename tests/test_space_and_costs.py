@@ -39,16 +39,17 @@ def test_unknown_space_is_a_clear_error():
         get_space("nope")
 
 
-def _count(model: torch.nn.Module, size: int, num_classes: int, head: int) -> float:
-    """Independent count: torch's FLOP counter (2 per MAC) for convs, plus the paper's FC convention."""
+def _count(model: torch.nn.Module, size: int, num_classes: int, head: int, fc_flops: str = "(2in-1)out") -> float:
+    """Independent count: torch's FLOP counter (2 per MAC) for convs, plus the space's FC convention."""
     with FlopCounterMode(display=False) as fc:
         model.eval()(torch.randn(1, 3, size, size))
     counts = {str(k): v for k, v in fc.get_flop_counts()["Global"].items()}
     conv_macs = counts["aten.convolution"] / 2
-    return conv_macs + (2 * head - 1) * num_classes
+    return conv_macs + (head if fc_flops == "in*out" else 2 * head - 1) * num_classes
 
 
-@pytest.mark.parametrize("space_name", ["spos-imagenet", "fairnas-imagenet", "spos-small", "spos-small-res", "unbiased-small"])
+@pytest.mark.parametrize("space_name", ["spos-imagenet", "fairnas-imagenet", "spos-small", "spos-small-res", "unbiased-small",
+                                        "nas-bench-macro"])
 @pytest.mark.parametrize("se", [False, True])
 def test_lookup_table_equals_real_count(space_name, se):
     space = get_space(space_name)
@@ -58,7 +59,8 @@ def test_lookup_table_equals_real_count(space_name, se):
     for _ in range(n):
         arch = Arch(space, tuple(int(rng.integers(len(l.choices))) for l in space.layers))
         model = SubNet(arch, se=se)
-        assert ft.of(arch.choices) == _count(model, space.input_size, space.num_classes, space.head_channels)
+        assert ft.of(arch.choices) == _count(model, space.input_size, space.num_classes, space.head_channels,
+                                             space.fc_flops)
         assert pt.of(arch.choices) == sum(p.numel() for p in model.parameters())
 
 

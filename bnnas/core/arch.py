@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 
 from bnnas.errors import BNNASError
-from bnnas.core.space import PRESETS, SearchSpace, get_space, ops_from_paper_indices, paper_indices_from_ops, parse_op
+from bnnas.core.space import (
+    IDENTITY, PRESETS, SPACE_TABLES, SearchSpace, get_space, is_identity, ops_from_paper_indices,
+    paper_indices_from_ops, parse_op,
+)
 
 ARCH_FORMAT = "bnnas.arch/1"
 
@@ -43,6 +45,29 @@ class Arch:
         return cls(space, tuple(space.op_index(i, op) for i, op in enumerate(ops)), dict(meta or {}))
 
     @classmethod
+    def from_key(cls, space: SearchSpace, key: str, meta: dict | None = None) -> "Arch":
+        """The arch whose benchmark key is ``key`` (one digit a layer, the space's ``key_ops`` encoding)."""
+        if not space.key_ops:
+            raise BNNASError(f"space {space.name!r} has no benchmark keys")
+        if len(key) != len(space.layers) or not key.isdigit():
+            raise BNNASError(f"{space.name} key {key!r}: expected {len(space.layers)} digits, one a layer")
+        choices = []
+        for li, (digit, layer) in enumerate(zip(key, space.layers)):
+            codes = [_key_digit(space, op) for op in layer.choices]
+            if int(digit) not in codes:
+                raise BNNASError(f"{space.name} key {key}: layer {li} has no op {digit} (it offers "
+                                 f"{', '.join(f'{c}={op}' for c, op in zip(codes, layer.choices))})")
+            choices.append(codes.index(int(digit)))
+        return cls(space, tuple(choices), dict(meta or {}))
+
+    @property
+    def benchmark_key(self) -> str | None:
+        """This arch's key in its space's benchmark table, or None where the space has no table."""
+        if not self.space.key_ops:
+            return None
+        return "".join(str(_key_digit(self.space, op)) for op in self.ops)
+
+    @classmethod
     def preset(cls, name: str, num_classes: int | None = None) -> "Arch":
         if name not in PRESETS:
             raise BNNASError(f"unknown preset {name!r}; known: {', '.join(sorted(PRESETS))}")
@@ -52,9 +77,6 @@ class Arch:
     @property
     def ops(self) -> list[str]:
         return [layer.choices[c] for layer, c in zip(self.space.layers, self.choices)]
-
-    def as_array(self) -> np.ndarray:
-        return np.asarray(self.choices, dtype=np.int64)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -69,6 +91,8 @@ class Arch:
                 for op, l in zip(self.ops, self.space.layers)
             ],
         }
+        if self.benchmark_key is not None:
+            d["benchmark_key"] = self.benchmark_key
         d.update(self.meta)
         return d
 
@@ -93,6 +117,19 @@ class Arch:
         return f"{self.space.name}:[{' '.join(self.ops)}]"
 
 
+def _key_digit(space: SearchSpace, op: str) -> int:
+    # a 1x1-conv identity stands in for the identity where the shape changes, so it shares its digit
+    return space.key_ops.index(IDENTITY if is_identity(op) else op)
+
+
+def _from_key_spec(spec: str, num_classes: int | None) -> Arch | None:
+    """``SPACE:KEY`` (e.g. ``nas-bench-macro:02012100``) -> the arch; None when ``spec`` is not of that form."""
+    name, sep, key = spec.partition(":")
+    if not sep or name not in SPACE_TABLES or os.path.exists(spec):
+        return None
+    return Arch.from_key(get_space(name, num_classes), key)
+
+
 def arch_from_dict(d: dict[str, Any], source: str = "arch") -> Arch:
     if not isinstance(d, dict):
         raise BNNASError(f"{source}: expected a JSON object, got {type(d).__name__}")
@@ -105,15 +142,20 @@ def arch_from_dict(d: dict[str, Any], source: str = "arch") -> Arch:
         raise BNNASError(f"{source}: 'ops' must be a list of op strings like \"k3e6\" or \"id\"")
     space = get_space(d["space"], d.get("num_classes"))
     try:
-        meta = {k: v for k, v in d.items() if k not in ("format", "space", "num_classes", "ops", "paper_indices", "layers")}
+        meta = {k: v for k, v in d.items()
+                if k not in ("format", "space", "num_classes", "ops", "paper_indices", "layers", "benchmark_key")}
         return Arch.from_ops(space, d["ops"], meta)
     except BNNASError as e:
         raise BNNASError(f"{source}: {e}") from None
 
 
 def load_arch(path_or_spec: str | os.PathLike | dict, num_classes: int | None = None) -> Arch:
-    """Load an arch from a JSON file, a dict, or a preset name (``bnnas-spos``, ``spos``, ``abs-fairnas``)."""
-    if isinstance(path_or_spec, dict):
+    """Load an arch from a JSON file, a dict, a preset name (``bnnas-spos``, ``spos``, ``abs-fairnas``) or a
+    benchmark key (``nas-bench-macro:02012100``)."""
+    keyed = None if isinstance(path_or_spec, dict) else _from_key_spec(str(path_or_spec), num_classes)
+    if keyed is not None:
+        arch = keyed
+    elif isinstance(path_or_spec, dict):
         arch = arch_from_dict(path_or_spec)
     elif str(path_or_spec) in PRESETS:
         arch = Arch.preset(str(path_or_spec))

@@ -1,8 +1,8 @@
 """Per-op FLOPs/params lookup tables.
 
-Convention (the NAS papers'): multiply-accumulates of every convolution plus the FC counted as (2*C_in - 1)*C_out, at
-the space's input size, batch 1; BN, activations, pooling and adds are free. Params: conv and FC weights, FC bias, BN
-gamma and beta. Because each layer has fixed in/out widths, a subnet's cost is ``base + sum_l table[l, choice_l]``,
+Convention (the NAS papers'): multiply-accumulates of every convolution plus the FC counted as (2*C_in - 1)*C_out (BN-NAS,
+SPOS) or C_in*C_out (NAS-Bench-Macro; the space's ``fc_flops`` says which), at the space's input size, batch 1; BN,
+activations, pooling and adds are free. Params: conv and FC weights, FC bias, BN gamma and beta. Because each layer has fixed in/out widths, a subnet's cost is ``base + sum_l table[l, choice_l]``,
 which is what makes the exact knapsack search possible.
 """
 
@@ -23,6 +23,8 @@ def op_cost(op: str, layer: LayerSpec, bn_after_param_free: bool = False, se: bo
     """(MACs, params) of one candidate op in one layer."""
     kind, k, e = parse_op(op)
     hin, hout = layer.size_in, layer.size_out
+    if kind == "idconv":
+        return layer.cin * layer.cout * hout * hout, layer.cin * layer.cout + 2 * layer.cout
     if kind != "mbconv":
         return 0, (2 * layer.cout if bn_after_param_free else 0)
     mid = layer.cin * e
@@ -36,14 +38,16 @@ def op_cost(op: str, layer: LayerSpec, bn_after_param_free: bool = False, se: bo
 
 
 def fixed_cost(space: SearchSpace) -> tuple[int, int]:
-    """(MACs, params) of the stem, the fixed first block, the head conv and the FC."""
+    """(MACs, params) of the stem, the fixed first block (if any), the head conv and the FC."""
     h1 = -(-space.input_size // space.stem_stride)
     s, f = space.stem_channels, space.first_channels
-    macs = 3 * s * 9 * h1 * h1 + s * 9 * h1 * h1 + s * f * h1 * h1
-    params = 3 * s * 9 + 2 * s + s * 9 + 2 * s + s * f + 2 * f
+    macs, params = 3 * s * 9 * h1 * h1, 3 * s * 9 + 2 * s
+    if f is not None:
+        macs += s * 9 * h1 * h1 + s * f * h1 * h1
+        params += s * 9 + 2 * s + s * f + 2 * f
     last = space.layers[-1]
     hf, c, hc, nc = last.size_out, last.cout, space.head_channels, space.num_classes
-    macs += c * hc * hf * hf + (2 * hc - 1) * nc
+    macs += c * hc * hf * hf + (hc if space.fc_flops == "in*out" else 2 * hc - 1) * nc
     params += c * hc + 2 * hc + hc * nc + nc
     return macs, params
 

@@ -124,12 +124,12 @@ def measure_latency_table(space: SearchSpace, device: torch.device | str = "cpu"
     for li, l in enumerate(space.layers):
         x = torch.randn(batch, l.cin, l.size_in, l.size_in, device=device)
         for ci, op in enumerate(l.choices):
-            units.append((build_op(op, l.cin, l.cout, l.stride, space.bn_after_every_op).to(device), x))
+            units.append((build_op(op, l.cin, l.cout, l.stride, space.bn_after_every_op, act=space.activation).to(device), x))
             where.append((li, ci))
     last = space.layers[-1]
     units.append((build_stem(space).to(device),
                   torch.randn(batch, 3, space.input_size, space.input_size, device=device)))
-    units.append((Head(last.cout, space.head_channels, space.num_classes).to(device),
+    units.append((Head(last.cout, space.head_channels, space.num_classes, act=space.activation).to(device),
                    torch.randn(batch, last.cout, last.size_out, last.size_out, device=device)))
     threads = torch.get_num_threads() if threads is None else int(threads)
     samples = _measure(units, threshold, block_seconds, min_passes, max_passes, max_seconds, threads)

@@ -1,11 +1,13 @@
 """Search spaces as data.
 
-A space is a stem, a fixed first block, a list of searchable layers and a head. Each layer lists its candidate ops as
-short strings in the spirit of timm's architecture strings:
+A space is a stem, an optional fixed first block, a list of searchable layers and a head. Each layer lists its
+candidate ops as short strings in the spirit of timm's architecture strings:
 
 * ``k{3,5,7}e{3,6}`` -- MobileNetV2 inverted residual, depthwise kernel k, expansion e (ends in the BN the indicator
   reads);
 * ``id`` -- identity (a skip; parameter-free);
+* ``id1x1`` -- the identity of a layer that changes width or stride: 1x1 conv + BN, no activation (NAS-Bench-Macro);
+  the indicator reads its BN like an MBConv's last BN, since it is the BN after the op's last conv;
 * ``avg3`` / ``max3`` -- 3x3 average / max pooling (parameter-free, BNNAS++'s unbiased spaces only).
 
 Spaces are declared from MobileNetV2-style stage tables ``(t, c, n, s)`` in :data:`SPACE_TABLES`; adding a space is
@@ -23,25 +25,37 @@ from bnnas.errors import BNNASError
 MBCONV_OPS: tuple[str, ...] = ("k3e3", "k3e6", "k5e3", "k5e6", "k7e3", "k7e6")
 """The paper's 6 candidates, in the paper's index order (0..5)."""
 IDENTITY = "id"
+CONV_IDENTITY = "id1x1"
 POOL_OPS: tuple[str, ...] = ("avg3", "max3")
 
 _MBCONV_RE = re.compile(r"^k([357])e([36])$")
 
 
 def parse_op(op: str) -> tuple[str, int, int]:
-    """Return ``(kind, kernel, expansion)``; kind is ``mbconv``, ``id``, ``avg`` or ``max``."""
+    """Return ``(kind, kernel, expansion)``; kind is ``mbconv``, ``id``, ``idconv``, ``avg`` or ``max``."""
     m = _MBCONV_RE.match(op)
     if m:
         return "mbconv", int(m.group(1)), int(m.group(2))
     if op == IDENTITY:
         return "id", 0, 0
+    if op == CONV_IDENTITY:
+        return "idconv", 1, 0
     if op in POOL_OPS:
         return op[:3], 3, 0
-    raise BNNASError(f"unknown op {op!r}: expected one of {MBCONV_OPS + (IDENTITY,) + POOL_OPS}")
+    raise BNNASError(f"unknown op {op!r}: expected one of {MBCONV_OPS + (IDENTITY, CONV_IDENTITY) + POOL_OPS}")
 
 
 def is_parameter_free(op: str) -> bool:
-    return parse_op(op)[0] != "mbconv"
+    return parse_op(op)[0] in ("id", "avg", "max")
+
+
+def is_identity(op: str) -> bool:
+    """Identity in function (a skip, or the 1x1 conv that stands in for one where the shape changes)."""
+    return parse_op(op)[0] in ("id", "idconv")
+
+
+ACTIVATIONS: tuple[str, ...] = ("relu6", "relu")
+FC_CONVENTIONS: tuple[str, ...] = ("(2in-1)out", "in*out")
 
 
 @dataclass(frozen=True)
@@ -69,7 +83,7 @@ class SearchSpace:
     input_size: int
     stem_channels: int
     stem_stride: int
-    first_channels: int  # output of the fixed depthwise-separable block after the stem
+    first_channels: int | None  # output of the fixed depthwise-separable block after the stem (None: no such block)
     layers: tuple[LayerSpec, ...]
     head_channels: int
     num_classes: int
@@ -77,9 +91,17 @@ class SearchSpace:
     bn_after_every_op: bool = False  # BNNAS++ "unbiased" form: parameter-free ops also end in an affine BN
     description: str = ""
     default_budget: float = 0.0  # MFLOPs
+    activation: str = "relu6"  # of the stem, the MBConv candidates and the head
+    fc_flops: str = "(2in-1)out"  # how the FC enters the FLOPs count (the papers differ)
+    benchmark: str = ""  # a published table of trained archs of this space (bnnas.benchmarks)
+    key_ops: tuple[str, ...] = ()  # the benchmark's op encoding: an arch's key has digit key_ops.index(op) a layer
 
     def __len__(self) -> int:
         return len(self.layers)
+
+    @property
+    def stem_out(self) -> int:
+        return self.stem_channels if self.first_channels is None else self.first_channels
 
     @property
     def max_choices(self) -> int:
@@ -100,10 +122,14 @@ class SpaceTable:
 
     input_size: int
     stem: tuple[int, int]  # (channels, stride)
-    first_channels: int
+    first_channels: int | None  # None: the stem feeds the first layer directly
     stages: tuple[tuple[int, int, int, int], ...]  # (t, c, n, s) as in MobileNetV2; t is unused (e in {3, 6})
     head_channels: int
     num_classes: int
+    # every layer's candidates in the space's own encoding order (empty: the paper's six MBConv ops, plus the
+    # identity/extra rules below); an "id" at a layer that changes width or stride becomes ``transition_identity``
+    choices: tuple[str, ...] = ()
+    transition_identity: str | None = None
     fixed_identity: tuple[int, ...] = ()  # layers whose only choice is identity
     free_identity: bool = False  # identity is an extra choice on every non-strided, same-width layer
     extra_ops: tuple[str, ...] = ()  # e.g. pooling ops for the unbiased space (non-strided, same-width layers)
@@ -113,6 +139,9 @@ class SpaceTable:
     bn_after_every_op: bool = False
     description: str = ""
     default_budget: float = 0.0  # MFLOPs used when --flops is not given
+    activation: str = "relu6"
+    fc_flops: str = "(2in-1)out"
+    benchmark: str = ""  # the table's keys encode each layer's op as its index in ``choices``
 
 
 SPACE_TABLES: dict[str, SpaceTable] = {
@@ -163,12 +192,45 @@ SPACE_TABLES: dict[str, SpaceTable] = {
         description="as unbiased-small but parameter-free candidates have no BN (BN-NAS's biased form)",
         default_budget=10.0,
     ),
+    # NAS-Bench-Macro (Su et al., CVPR 2021) as published: 8 layers choosing identity / k3e3 / k5e6 (its encoding
+    # 0/1/2), 3^8 = 6561 archs trained on CIFAR-10; ReLU blocks, FLOPs with the FC counted as in*out
+    "nas-bench-macro": SpaceTable(
+        input_size=32, stem=(32, 1), first_channels=None,
+        stages=((0, 64, 2, 2), (0, 128, 3, 2), (0, 256, 3, 2)),
+        head_channels=1280, num_classes=10, choices=(IDENTITY, "k3e3", "k5e6"), transition_identity=CONV_IDENTITY,
+        activation="relu", fc_flops="in*out", benchmark="nas-bench-macro",
+        description="NAS-Bench-Macro at 32px: 8 layers of identity / k3e3 / k5e6, a 1x1-conv identity at the "
+                    "3 width-doubling layers (published table of CIFAR-10 accuracies: bnnas.benchmarks)",
+        default_budget=55.0,
+    ),
 }
 
 
+def _layer_choices(name: str, table: SpaceTable, idx: int, cin: int, c: int, stride: int) -> tuple[str, ...]:
+    changes_shape = stride != 1 or cin != c
+    if idx in table.fixed_identity:
+        if changes_shape:
+            raise ValueError(f"{name}: layer {idx} cannot be identity (stride {stride}, {cin}->{c})")
+        return (IDENTITY,)
+    if table.transition_op is not None and changes_shape:
+        return (table.transition_op,)
+    if table.choices:
+        if changes_shape and IDENTITY in table.choices and table.transition_identity is None:
+            raise ValueError(f"{name}: layer {idx} changes shape, so its identity needs a transition_identity")
+        return tuple(table.transition_identity if op == IDENTITY and changes_shape else op for op in table.choices)
+    choices = MBCONV_OPS
+    if not changes_shape:
+        if table.free_identity:
+            choices = choices + (IDENTITY,)
+        choices = choices + table.extra_ops
+    return choices
+
+
 def build_space(name: str, table: SpaceTable, num_classes: int | None = None) -> SearchSpace:
+    if table.activation not in ACTIVATIONS or table.fc_flops not in FC_CONVENTIONS:
+        raise ValueError(f"{name}: activation must be one of {ACTIVATIONS}, fc_flops one of {FC_CONVENTIONS}")
     size = math.ceil(table.input_size / table.stem[1])
-    cin = table.first_channels
+    cin = table.first_channels if table.first_channels is not None else table.stem[0]
     layers: list[LayerSpec] = []
     feature_layers: list[int] = []
     for _t, c, n, s in table.stages:
@@ -176,19 +238,7 @@ def build_space(name: str, table: SpaceTable, num_classes: int | None = None) ->
             feature_layers.append(len(layers) - 1)
         for i in range(n):
             stride = s if i == 0 else 1
-            idx = len(layers)
-            if idx in table.fixed_identity:
-                if stride != 1 or cin != c:
-                    raise ValueError(f"{name}: layer {idx} cannot be identity (stride {stride}, {cin}->{c})")
-                choices: tuple[str, ...] = (IDENTITY,)
-            elif table.transition_op is not None and (stride != 1 or cin != c):
-                choices = (table.transition_op,)
-            else:
-                choices = MBCONV_OPS
-                if stride == 1 and cin == c:
-                    if table.free_identity:
-                        choices = choices + (IDENTITY,)
-                    choices = choices + table.extra_ops
+            choices = _layer_choices(name, table, len(layers), cin, c, stride)
             layers.append(LayerSpec(cin, c, stride, choices, size))
             size = math.ceil(size / stride)
             cin = c
@@ -198,7 +248,8 @@ def build_space(name: str, table: SpaceTable, num_classes: int | None = None) ->
         first_channels=table.first_channels, layers=tuple(layers), head_channels=table.head_channels,
         num_classes=num_classes if num_classes is not None else table.num_classes,
         feature_layers=tuple(feature_layers), bn_after_every_op=table.bn_after_every_op,
-        description=table.description, default_budget=table.default_budget,
+        description=table.description, default_budget=table.default_budget, activation=table.activation,
+        fc_flops=table.fc_flops, benchmark=table.benchmark, key_ops=table.choices if table.benchmark else (),
     )
 
 

@@ -23,9 +23,11 @@ class SubNet(nn.Module):
         self.se = se
         self.stem = build_stem(space)
         self.layers = nn.ModuleList(
-            build_op(op, l.cin, l.cout, l.stride, space.bn_after_every_op, se=se) for op, l in zip(arch.ops, space.layers)
+            build_op(op, l.cin, l.cout, l.stride, space.bn_after_every_op, se=se, act=space.activation)
+            for op, l in zip(arch.ops, space.layers)
         )
-        self.head = Head(space.layers[-1].cout, space.head_channels, num_classes or space.num_classes, dropout)
+        self.head = Head(space.layers[-1].cout, space.head_channels, num_classes or space.num_classes, dropout,
+                         space.activation)
         init_weights(self)
 
     def forward_features(self, x: torch.Tensor, out_layers: tuple[int, ...] | None = None) -> list[torch.Tensor]:

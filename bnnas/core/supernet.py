@@ -12,10 +12,11 @@ from bnnas.core.space import SearchSpace
 
 
 class ChoiceLayer(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int, choices: Sequence[str], bn_after_param_free: bool):
+    def __init__(self, cin: int, cout: int, stride: int, choices: Sequence[str], bn_after_param_free: bool,
+                 act: str = "relu6"):
         super().__init__()
         self.choices = tuple(choices)
-        self.candidates = nn.ModuleList(build_op(op, cin, cout, stride, bn_after_param_free) for op in choices)
+        self.candidates = nn.ModuleList(build_op(op, cin, cout, stride, bn_after_param_free, act=act) for op in choices)
 
     def forward(self, x: torch.Tensor, choice: int) -> torch.Tensor:
         return self.candidates[choice](x)
@@ -29,9 +30,10 @@ class Supernet(nn.Module):
         self.space = space
         self.stem = build_stem(space)
         self.layers = nn.ModuleList(
-            ChoiceLayer(l.cin, l.cout, l.stride, l.choices, space.bn_after_every_op) for l in space.layers
+            ChoiceLayer(l.cin, l.cout, l.stride, l.choices, space.bn_after_every_op, space.activation)
+            for l in space.layers
         )
-        self.head = Head(space.layers[-1].cout, space.head_channels, space.num_classes, dropout)
+        self.head = Head(space.layers[-1].cout, space.head_channels, space.num_classes, dropout, space.activation)
         init_weights(self)
 
     def forward(self, x: torch.Tensor, choices) -> torch.Tensor:
