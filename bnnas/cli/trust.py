@@ -23,7 +23,7 @@ from bnnas.outputs.workdir import hold_work_dir
 import bnnas.cli.flags as flags
 import bnnas.cli.defaults as defaults
 from bnnas.outputs.checkpoint import atomic_write_text
-from bnnas.data.datasets import is_builtin
+from bnnas.data.datasets import cifar10_root, is_builtin
 from bnnas.errors import BNNASError
 
 log = logging.getLogger("bnnas")
@@ -53,15 +53,24 @@ def _proxy_cfg(args):
 
 
 RANK_DESCRIPTION = ("Rank correlation of indicators with from-scratch accuracy of K subnets spread over the FLOPs "
-                    "range. Multi-GPU: torchrun --nproc-per-node N tools/correlation.py rank ... shards the K "
-                    "trainings over the ranks.")
+                    "range, or (--benchmark NAME) with a published table's accuracies, read instead of trained. "
+                    "Multi-GPU: torchrun --nproc-per-node N tools/correlation.py rank ... shards the K trainings "
+                    "over the ranks.")
 
 
 def add_rank_arguments(p: argparse.ArgumentParser) -> None:
+    from bnnas.trust.benchmark_study import DEFAULT_INDICATORS as BENCHMARK_INDICATORS
     from bnnas.trust.correlation import DEFAULT_INDICATORS
 
     g = p.add_argument_group("data and subnets")
     flags.add(g, "data")
+    g.add_argument("--benchmark", default=None, metavar="NAME",
+                   help="ground truth from a published table (nas-bench-macro) instead of training K subnets; its "
+                        "space is searched, supernets train on --data (not the table's data set: proxy data), and "
+                        "flops, params and depth are always in the table")
+    g.add_argument("--benchmark-sample", type=cli.int_at_least(3), default=200,
+                   help="with --benchmark: keys (stratified over FLOPs) that a per-subnet indicator scores; additive "
+                        "ones score every key")
     g.add_argument("--space", default=None, help=f"search space (default: {defaults.describe('supernet', 'space')})")
     g.add_argument("--k", type=cli.int_at_least(2), default=8, help="subnets to train from scratch")
     g.add_argument("--max-flops", type=cli.positive_float, default=None, help="sample subnets up to this many MFLOPs")
@@ -71,11 +80,12 @@ def add_rank_arguments(p: argparse.ArgumentParser) -> None:
                    help="train supernets and subnets on only this many training images (quick checks)")
     _proxy_args(p)
     g = p.add_argument_group("supernets and indicators")
-    g.add_argument("--indicators", default=",".join(DEFAULT_INDICATORS),
+    g.add_argument("--indicators", default=None,
                    help="comma list of name@bn / name@bnall / name@all / name@init (the indicator reads the BN-only "
                         "supernet with --bn-params, the BN-only one with every BN trained, the all-parameters one -- "
                         "so bn@all is the BN indicator of the all-parameters supernet -- or the untrained one) and "
-                        "flops (a baseline)")
+                        f"the baselines flops, params, depth (default: {','.join(DEFAULT_INDICATORS)}; with "
+                        f"--benchmark: {','.join(BENCHMARK_INDICATORS)})")
     flags.add(g, "epochs", aliases=("--bn-epochs",), default=10, help="BN-only supernet epochs (paper: 10)")
     g.add_argument("--all-epochs", type=cli.positive_int, default=10, help="all-parameters supernet epochs")
     flags.add(g, "batch-size", aliases=("--supernet-batch",),
@@ -87,8 +97,9 @@ def add_rank_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--gamma-init", type=cli.nonneg_float, default=1.0,
                    help="initial gamma of each residual candidate's indicator BN in the BN-only supernets "
                         "(1: paper; 0: tools/search.py's small-data recipe)")
-    g.add_argument("--bootstrap", type=cli.nonneg_int, default=2000,
-                   help="bootstrap resamples for the 95%% CIs of tau and rho (0: none)")
+    g.add_argument("--bootstrap", type=cli.nonneg_int, default=None,
+                   help="bootstrap resamples for the 95%% CIs (0: none; default: 2000, or 300 with --benchmark, whose "
+                        "tables hold thousands of archs)")
     g.add_argument("--supernet-bn", default=None, help="reuse a BN-only supernet checkpoint")
     g.add_argument("--supernet-all", default=None, help="reuse an all-parameters supernet checkpoint")
     g.add_argument("--spos-calib-batches", type=cli.positive_int, default=10,
@@ -154,17 +165,39 @@ def _setup(args: argparse.Namespace):
 
 
 # -- rank --------------------------------------------------------------------------------------------------------------
+def _study_cfg(args: argparse.Namespace, default_indicators: tuple[str, ...], bootstrap: int, batch: int,
+               workers: int):
+    from bnnas.trust.correlation import StudyConfig, SupernetSpec
+
+    proxy = _proxy_cfg(args)
+    proxy.workers = workers
+    indicators = default_indicators if args.indicators is None else \
+        tuple(s.strip() for s in args.indicators.split(",") if s.strip())
+    return StudyConfig(
+        k=args.k, seed=args.seed, indicators=indicators, proxy=proxy, max_flops=args.max_flops,
+        spos_calib_batches=args.spos_calib_batches, bootstrap_resamples=bootstrap if args.bootstrap is None
+        else args.bootstrap,
+        bn=SupernetSpec("bn", args.epochs, batch, lr=args.lr, bn_params=args.bn_params, seed=args.seed,
+                        checkpoint=args.supernet_bn, workers=workers, gamma_init=args.gamma_init),
+        bnall=SupernetSpec("bn", args.epochs, batch, lr=args.lr, bn_params="all", seed=args.seed,
+                           workers=workers, gamma_init=args.gamma_init),
+        all=SupernetSpec("all", args.all_epochs, batch, lr=args.lr, seed=args.seed,
+                         checkpoint=args.supernet_all, workers=workers))
+
+
 @cli.with_exit_stack
 def run_rank(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict | None:
-    from bnnas.trust.correlation import StudyConfig, SupernetSpec, print_table, run_study, study_data
+    from bnnas.trust.correlation import BOOTSTRAP_RESAMPLES, DEFAULT_INDICATORS, print_table, run_study, study_data
     from bnnas.data import build_classification_data
     from bnnas.core.space import get_space
 
+    if args.benchmark:
+        return _run_benchmark(args, stack)
     work_dir = Path(args.work_dir)
     dist, device = _setup(args)
     space_name = args.space or defaults.default("supernet", "space", args.data)
     probe = get_space(space_name)
-    if not is_builtin(args.data) and not (Path(args.data) / "val").is_dir():
+    if not is_builtin(args.data) and cifar10_root(args.data) is None and not (Path(args.data) / "val").is_dir():
         raise BNNASError(f"{args.data} has no val/ folder: the ranking study measures its ground truth on val/, which "
                          "must not overlap the training images the supernets and the spos-acc indicator use")
     base = build_classification_data(args.data, probe.input_size, 0, args.seed)
@@ -173,24 +206,43 @@ def run_rank(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict | No
     space = get_space(space_name, data.num_classes)
     batch = defaults.pick(args.batch_size, "supernet", "batch_size", args.data)
     workers = defaults.pick(args.workers, "supernet", "workers", args.data)
-    proxy = _proxy_cfg(args)
-    proxy.workers = workers
-    cfg = StudyConfig(
-        k=args.k, seed=args.seed, indicators=tuple(s.strip() for s in args.indicators.split(",") if s.strip()),
-        proxy=proxy, max_flops=args.max_flops, spos_calib_batches=args.spos_calib_batches,
-        bootstrap_resamples=args.bootstrap,
-        bn=SupernetSpec("bn", args.epochs, batch, lr=args.lr, bn_params=args.bn_params, seed=args.seed,
-                        checkpoint=args.supernet_bn, workers=workers, gamma_init=args.gamma_init),
-        bnall=SupernetSpec("bn", args.epochs, batch, lr=args.lr, bn_params="all", seed=args.seed,
-                           workers=workers, gamma_init=args.gamma_init),
-        all=SupernetSpec("all", args.all_epochs, batch, lr=args.lr, seed=args.seed,
-                         checkpoint=args.supernet_all, workers=workers))
+    cfg = _study_cfg(args, DEFAULT_INDICATORS, BOOTSTRAP_RESAMPLES, batch, workers)
     hold_work_dir(stack, work_dir, dist.is_main, dist.enabled)  # once the inputs have been checked
     doc = run_study(space, data, cfg, work_dir, device, dist, quiet=args.quiet)
     if doc is not None:
         print(f"\nranking study: {space.name}, K={cfg.k}, {doc['wall_seconds']:.0f}s -> "
               f"{work_dir / 'correlation.json'}")
         print(print_table(doc))
+    return doc
+
+
+def _run_benchmark(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict | None:
+    from bnnas.benchmarks import load_benchmark
+    from bnnas.data import build_classification_data
+    from bnnas.outputs.table import format_table
+    import bnnas.trust.benchmark_study as bs
+    from bnnas.trust.correlation import study_data
+
+    table = load_benchmark(args.benchmark)
+    if args.space and args.space != table.info.space:
+        raise BNNASError(f"--benchmark {args.benchmark} ranks archs of space {table.info.space!r}, not {args.space!r}")
+    work_dir = Path(args.work_dir)
+    dist, device = _setup(args)
+    batch = defaults.pick(args.batch_size, "supernet", "batch_size", args.data)
+    workers = defaults.pick(args.workers, "supernet", "workers", args.data)
+    cfg = bs.BenchmarkStudyConfig(_study_cfg(args, bs.DEFAULT_INDICATORS, bs.BOOTSTRAP_RESAMPLES, batch, workers),
+                                  sample=args.benchmark_sample)
+    data = None
+    if bs.needs_data(bs.indicator_specs(cfg.study.indicators)):
+        base = build_classification_data(args.data, table.space.input_size, 0, args.seed)
+        holdout = defaults.pick(args.holdout, "supernet", "holdout", args.data)
+        data = study_data(base, holdout, args.seed, limit_train=args.limit_train)
+    hold_work_dir(stack, work_dir, dist.is_main, dist.enabled)  # once the inputs have been checked
+    doc = bs.run_benchmark_study(table, data, cfg, work_dir, device, dist, quiet=args.quiet)
+    if doc is not None:
+        print(f"\n{doc['benchmark']} ({doc['data_role']}): {doc['keys']} keys, {doc['wall_seconds']:.0f}s -> "
+              f"{work_dir / 'correlation.json'}")
+        print(format_table(bs.table_rows(doc), bs.table_header(doc)))
     return doc
 
 

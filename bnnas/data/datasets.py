@@ -1,5 +1,5 @@
-"""Classification data: the built-in sets (Fashion-MNIST from its Debian package, scikit-learn's digits) or an
-ImageNet-style folder (``train/<class>/*.JPEG``)."""
+"""Classification data: the built-in sets (Fashion-MNIST from its Debian package, scikit-learn's digits), CIFAR-10 in
+torchvision's layout (``cifar-10-batches-py``) or an ImageNet-style folder (``train/<class>/*.JPEG``)."""
 
 from __future__ import annotations
 
@@ -202,6 +202,44 @@ def _check_split(split: Path) -> Path:
     return split
 
 
+CIFAR10_DIR = "cifar-10-batches-py"
+# the normalisation and augmentation NAS-Bench-Macro trained its table with
+CIFAR10_MEAN, CIFAR10_STD = (0.49139968, 0.48215827, 0.44653124), (0.24703233, 0.24348505, 0.26158768)
+
+
+def cifar10_root(path: str | os.PathLike) -> Path | None:
+    """The folder holding ``cifar-10-batches-py`` when ``path`` is it or its parent, else None."""
+    p = Path(path)
+    if p.name == CIFAR10_DIR and p.is_dir():
+        return p.parent
+    return p if (p / CIFAR10_DIR).is_dir() else None
+
+
+def _cifar10_data(root: Path, size: int, holdout: int, seed: int) -> ClassificationData:
+    """CIFAR-10 through torchvision's reader (its md5 check included; nothing is downloaded)."""
+    from torchvision import transforms as T
+    from torchvision.datasets import CIFAR10
+
+    resize = [T.Resize(size)] if size != 32 else []
+    norm = [T.ToTensor(), T.Normalize(CIFAR10_MEAN, CIFAR10_STD)]
+    train_tf = T.Compose([*resize, T.RandomCrop(size, padding=size // 8), T.RandomHorizontalFlip(), *norm])
+    eval_tf = T.Compose([*resize, *norm])
+    try:
+        train_full = CIFAR10(str(root), train=True, transform=train_tf, download=False)
+        train_plain = CIFAR10(str(root), train=True, transform=eval_tf, download=False)
+        val = CIFAR10(str(root), train=False, transform=eval_tf, download=False)
+    except RuntimeError as e:
+        raise BNNASError(f"{root / CIFAR10_DIR} is not an intact CIFAR-10 python version (torchvision's md5 check "
+                         f"says: {e})") from None
+    n = len(train_full)
+    if holdout >= n:
+        raise BNNASError(f"--holdout {holdout} leaves no training images ({n} in CIFAR-10)")
+    keep, held = holdout_split(n, holdout, seed)
+    return ClassificationData("cifar10", Subset(train_full, keep) if holdout else train_full, val, 10, size,
+                              heldout=Subset(train_plain, held) if holdout else None,
+                              train_eval=Subset(train_plain, keep) if holdout else train_plain)
+
+
 def build_classification_data(data: str | os.PathLike | None = None, input_size: int | None = None,
                               holdout: int = 0, seed: int = 0, decode: str = "cpu",
                               limit_train: int | None = None) -> ClassificationData:
@@ -227,6 +265,11 @@ def _build(data, input_size, holdout, seed, decode) -> ClassificationData:
         raise BNNASError(f"unknown decode {decode!r}: use 'cpu' (PIL in loader workers) or 'gpu' (nvJPEG)")
     if is_builtin(data):
         return _builtin_data(default_builtin() if data is None else str(data), input_size or 32, holdout, seed)
+    cifar = cifar10_root(data)
+    if cifar is not None:
+        if decode == "gpu":
+            raise BNNASError("CIFAR-10 ships as arrays, not JPEGs: use --decode cpu")
+        return _cifar10_data(cifar, input_size or 32, holdout, seed)
     from timm.data import create_transform
     from torchvision.datasets import ImageFolder
 

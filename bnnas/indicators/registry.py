@@ -14,7 +14,8 @@ from bnnas.errors import BNNASError
 from bnnas.indicators.bn import ScoreTable, bn_score_table
 
 _INDICATORS: dict[str, Callable[..., object]] = {}
-PLUGIN_MODULES = ("bnnas.indicators.spos_accuracy", "bnnas.indicators.zero_cost")  # spos-acc; flops, naswot, synflow
+PLUGIN_MODULES = ("bnnas.indicators.spos_accuracy", "bnnas.indicators.zero_cost")  # spos-acc; baselines, zero-cost
+BASELINES = ("flops", "params", "depth")  # read only the space: no supernet, no data
 
 
 def register_indicator(name: str) -> Callable[[Callable[..., object]], Callable[..., object]]:

@@ -18,7 +18,8 @@ candidates with a definition we can cite, measured next to the BN indicator by `
   propagates -- since a clip at 6 would zero the gradients of a linearised network. Reported as log(score)
   (monotone, so ranks are unchanged) because the raw value spans many orders of magnitude.
 
-``flops`` (a subnet's MFLOPs, "bigger is better") is registered here too, as the baseline the others should beat.
+``flops``, ``params`` and ``depth`` (a subnet's MFLOPs, parameters, non-identity layers: "bigger is better") are
+registered here too, as the baselines the others should beat.
 
 Both proxies score a whole subnet (they are not sums of per-op terms), so they are callables, not :class:`ScoreTable`s, and
 work with evolutionary/random search but not with the exact solver.
@@ -33,7 +34,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from bnnas.core.flops import flops_table
+from bnnas.core.flops import flops_table, params_table
+from bnnas.core.space import is_identity
 from bnnas.indicators.bn import ScoreTable
 from bnnas.indicators.registry import register_indicator
 from bnnas.core.supernet import Supernet
@@ -195,6 +197,23 @@ def _flops_indicator(supernet: Supernet, **_ctx) -> ScoreTable:
     """"Bigger is better": a subnet's MFLOPs as its score (additive). Needs no training; a baseline, not a method."""
     per_op = flops_table(supernet.space).per_op
     return ScoreTable(np.where(np.isfinite(per_op), per_op / 1e6, np.nan))
+
+
+@register_indicator("params")
+def _params_indicator(supernet: Supernet, **_ctx) -> ScoreTable:
+    """"Bigger is better" by parameter count (millions, additive); a baseline."""
+    per_op = params_table(supernet.space).per_op
+    return ScoreTable(np.where(np.isfinite(per_op), per_op / 1e6, np.nan))
+
+
+@register_indicator("depth")
+def _depth_indicator(supernet: Supernet, **_ctx) -> ScoreTable:
+    """"Deeper is better": the number of layers that are not an identity (additive); a baseline."""
+    space = supernet.space
+    scores = np.full((len(space.layers), space.max_choices), np.nan)
+    for li, layer in enumerate(space.layers):
+        scores[li, : len(layer.choices)] = [0.0 if is_identity(op) else 1.0 for op in layer.choices]
+    return ScoreTable(scores)
 
 
 # -- registration ---------------------------------------------------------------------------------------------------

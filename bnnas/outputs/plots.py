@@ -92,3 +92,35 @@ def plot_training(epochs: Sequence[int], loss: Sequence[float], acc: Sequence[fl
     fig.legend(loc="upper right", fontsize=8)
     ax.set_title("supernet training")
     return _save(fig, path)
+
+
+def plot_benchmark_study(doc: dict, path: Path) -> Path:
+    """Indicators against a benchmark table: tau overall and inside FLOPs deciles (left), the budgeted pick's
+    percentile at each budget (right), both with their bootstrap CIs, over all keys."""
+    names = list(doc["indicators"])
+    res = [doc["indicators"][n]["all_keys"] for n in names]
+    y = np.arange(len(names))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 0.45 * len(names) + 2.6), sharey=True)
+    ax1.invert_yaxis()  # the first indicator on top, as in the report's table
+    for k, (key, label, dy) in enumerate((("kendall_tau", "tau, all archs", -0.15), ("decile_tau", "tau inside FLOPs deciles", 0.15))):
+        v = np.array([r[key] for r in res], dtype=float)
+        cis = [r.get("ci", {}).get(f"{key}_ci") for r in res]
+        err = np.array([[v[i] - c[0], c[1] - v[i]] if c else [0, 0] for i, c in enumerate(cis)]).T
+        ax1.errorbar(v, y + dy, xerr=err, fmt="o", capsize=3, label=label, color=f"C{k}")
+    ax1.axvline(0, color="grey", lw=0.8)
+    ax1.set_yticks(y, names)
+    ax1.set_xlabel("Kendall tau vs published accuracy")
+    ax1.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
+    for j, q in enumerate(doc["budget_quantiles"]):
+        v = np.array([np.nan if r["budgets"][j]["pick_percentile"] is None else r["budgets"][j]["pick_percentile"]
+                      for r in res])
+        cis = [(r.get("ci", {}).get("pick_percentile_ci") or [None] * 3)[j] for r in res]
+        err = np.array([[v[i] - c[0], c[1] - v[i]] if c else [0, 0] for i, c in enumerate(cis)]).T
+        ax2.errorbar(v, y + 0.2 * (j - 1), xerr=err, fmt="s", capsize=3, color=f"C{j + 2}",
+                     label=f"budget at the {int(100 * q)}% FLOPs quantile")
+    ax2.axvline(50, color="grey", lw=0.8, ls="--")
+    ax2.set_xlim(0, 102)
+    ax2.set_xlabel("percentile of the pick in the budget's band (100 = best)")
+    ax2.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3, columnspacing=0.8)
+    fig.suptitle(f"{doc['benchmark']}: indicators vs the published ground truth ({doc['data_role']})", fontsize=10)
+    return _save(fig, path)

@@ -16,3 +16,10 @@ def format_table(rows: Iterable[Sequence[object]], headers: Sequence[str], frame
     if frame:
         lines = [rule, *lines, rule]
     return "\n".join(lines)
+
+
+def markdown_table(rows: Iterable[Sequence[object]], headers: Sequence[str]) -> str:
+    """A GitHub-flavoured markdown table."""
+    lines = ["| " + " | ".join(str(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)

@@ -39,7 +39,7 @@ from bnnas.trust.early_bird import consecutive_similarity, settle_epoch
 from bnnas.errors import BNNASError
 from bnnas.core.flops import flops_table
 from bnnas.indicators.bn import ScoreTable
-from bnnas.indicators.registry import as_scorer, build_indicator, known_indicators
+from bnnas.indicators.registry import BASELINES, as_scorer, build_indicator, known_indicators
 from bnnas.training.proxy import ProxyConfig, train_from_scratch
 from bnnas.trust.rank_stats import correlation_report, kendall_tau, spearman_rho
 from bnnas.core.space import SearchSpace
@@ -170,6 +170,25 @@ def obtain_supernet(space: SearchSpace, data: ClassificationData, spec: Supernet
                    "seconds": float(sum(h["seconds"] for h in hist)), "config": asdict(cfg), "history": hist}
 
 
+def obtain_supernets(space: SearchSpace, data: ClassificationData | None, cfg: "StudyConfig", which: set[str],
+                     work_dir: Path, device: torch.device, dist: DistInfo = DistInfo(),
+                     quiet: bool = True) -> dict[str, tuple[Supernet, dict]]:
+    """The supernets named in ``which`` (``bn``, ``bnall``, ``all``, ``init``), trained under ``work_dir`` or
+    reused; ``init`` is the seeded untrained one the zero-cost proxies read (no data, no cost)."""
+    out: dict[str, tuple[Supernet, dict]] = {}
+    for name in sorted(which):
+        if name == "init":
+            torch.manual_seed(cfg.seed)
+            out[name] = (Supernet(space).to(device), {"source": "untrained (seeded init)", "reused": False,
+                                                      "train_mode": None, "epochs": 0, "seconds": 0.0, "history": []})
+            continue
+        if data is None:
+            raise BNNASError(f"the @{name} supernet trains on images: pass --data")
+        spec = {"bn": cfg.bn, "bnall": cfg.bnall, "all": cfg.all}[name]
+        out[name] = obtain_supernet(space, data, spec, work_dir / f"supernet-{name}", device, dist, quiet)
+    return out
+
+
 def ranking_stability(history: list[dict], threshold: float = 0.95, patience: int = 3) -> dict:
     """Early-bird summary of a training history: consecutive-epoch rank similarity and the settle epoch."""
     tables = [scores_from_record(h) for h in history]
@@ -258,7 +277,8 @@ class StudyConfig:
 
 
 def parse_indicator_spec(spec: str) -> tuple[str, str | None]:
-    """``name@bn`` / ``name@bnall`` / ``name@all`` / ``name@init`` / ``flops`` -> (name, supernet or None)."""
+    """``name@bn`` / ``name@bnall`` / ``name@all`` / ``name@init`` / a baseline (``flops``, ``params``, ``depth``)
+    -> (name, supernet or None)."""
     name, _, sup = spec.partition("@")
     known = known_indicators()
     if name not in known:
@@ -267,7 +287,7 @@ def parse_indicator_spec(spec: str) -> tuple[str, str | None]:
         raise BNNASError(f"indicator {spec!r}: the part after @ must be one of {', '.join(SUPERNETS)} "
                          "(the BN-only, the BN-only with every BN trained, the all-parameters or the untrained "
                          "supernet)")
-    if not sup and name != "flops":
+    if not sup and name not in BASELINES:
         raise BNNASError(f"indicator {spec!r} needs a supernet: write {name}@bn, {name}@all or {name}@init")
     return name, sup or None
 
@@ -333,7 +353,7 @@ def score_indicator(name: str, supernet: Supernet | None, space: SearchSpace, po
                     data: ClassificationData, device: torch.device, cfg: StudyConfig) -> dict:
     """Scores of ``pop`` under one indicator, with timings: build, scoring K subnets, and a search-sized workload."""
     if supernet is None:
-        supernet = Supernet(space)  # 'flops' reads only the space
+        supernet = Supernet(space)  # the baselines read only the space
     supernet.eval()
     t0 = time.perf_counter()
     ind = build_indicator(name, supernet, data=data, device=device, seed=cfg.seed,
@@ -373,16 +393,7 @@ def run_study(space: SearchSpace, data: ClassificationData, cfg: StudyConfig, wo
     subnets = train_subnets(space, pop, data, cfg.proxy, device, dist, work_dir / "subnet_results.jsonl")
     t_subnets = time.perf_counter() - t0
 
-    supernets: dict[str, tuple[Supernet, dict]] = {}
-    for which in sorted({sup for _, sup in wanted if sup}):
-        if which == "init":  # zero-cost proxies are defined at initialisation: no training, no cost
-            torch.manual_seed(cfg.seed)
-            supernets[which] = (Supernet(space).to(device), {"source": "untrained (seeded init)", "reused": False,
-                                                              "train_mode": None, "epochs": 0, "seconds": 0.0,
-                                                              "history": []})
-            continue
-        spec = {"bn": cfg.bn, "bnall": cfg.bnall, "all": cfg.all}[which]
-        supernets[which] = obtain_supernet(space, data, spec, work_dir / f"supernet-{which}", device, dist, quiet)
+    supernets = obtain_supernets(space, data, cfg, {sup for _, sup in wanted if sup}, work_dir, device, dist, quiet)
     if not dist.is_main:
         return None
 

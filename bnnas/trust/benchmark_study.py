@@ -1,0 +1,191 @@
+"""Indicators against a published benchmark table (``bnnas correlate --benchmark NAME``).
+
+The ground truth is the table's mean accuracy, read instead of retrained. Additive indicators (BN, the baselines)
+score every key at once; per-subnet ones (spos-acc, naswot, synflow) a FLOPs-stratified sample of keys. Each is
+measured over all the table's keys as published and over its distinct networks (:mod:`bnnas.benchmarks`), by
+:mod:`bnnas.trust.benchmark_stats`: tau and rho, the mean tau inside FLOPs deciles, and the budgeted pick.
+
+The supernets train on ``data``. When that is not the data the table was trained on (here: Fashion-MNIST for a
+CIFAR-10 table), every output says "proxy data": a tau then mixes the indicator's quality with the domain shift.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bnnas.benchmarks import BenchmarkTable
+from bnnas.core.space import get_space
+from bnnas.data import ClassificationData
+from bnnas.errors import BNNASError
+from bnnas.indicators.registry import BASELINES
+from bnnas.outputs.checkpoint import atomic_write_text
+from bnnas.outputs.table import markdown_table
+from bnnas.training.distributed import DistInfo
+from bnnas.trust.benchmark_stats import BAND, BUDGET_QUANTILES, bootstrap_ranking_stats, ranking_stats
+from bnnas.trust.correlation import StudyConfig, obtain_supernets, parse_indicator_spec, score_indicator
+
+log = logging.getLogger("bnnas")
+
+FORMAT = "bnnas.correlation-benchmark/1"
+DEFAULT_INDICATORS = ("bn@bn", "bn@bnall", "spos-acc@all", "synflow@init", "naswot@init")
+BOOTSTRAP_RESAMPLES = 300  # each resample ranks thousands of archs; 300 keeps a 3-baseline run under a minute
+NEEDS_IMAGES = ("spos-acc", "naswot")  # besides the trained supernets: these read images when scoring
+
+
+@dataclass
+class BenchmarkStudyConfig:
+    study: StudyConfig = field(default_factory=StudyConfig)  # indicators, supernets, scoring options, seed
+    sample: int = 200  # keys a per-subnet indicator scores
+
+
+def data_role(table: BenchmarkTable, data: ClassificationData | None) -> str:
+    """``in-domain`` when the supernets train on the table's own data set, else ``proxy data: NAME``."""
+    if data is None:
+        return "data-free"
+    same = data.name.replace("-", "").lower() == table.info.dataset.replace("-", "").lower()
+    return "in-domain" if same else f"proxy data: {data.name}"
+
+
+def indicator_specs(requested: tuple[str, ...]) -> tuple[str, ...]:
+    """The requested indicators plus every baseline (they are always in the table), each once."""
+    return tuple(dict.fromkeys([*requested, *BASELINES]))
+
+
+def needs_data(specs: tuple[str, ...]) -> bool:
+    parsed = [parse_indicator_spec(s) for s in specs]
+    return any(sup not in (None, "init") or name in NEEDS_IMAGES for name, sup in parsed)
+
+
+def stratified_rows(table: BenchmarkTable, n: int, seed: int) -> np.ndarray:
+    """``n`` rows spread over FLOPs: the keys sorted by FLOPs, cut into ``n`` equal-count bins, one row per bin."""
+    if n >= len(table):
+        return np.arange(len(table))
+    order = np.argsort(table.flops, kind="stable")
+    bins = np.array_split(order, n)
+    rng = np.random.default_rng([seed, 7])
+    return np.sort([int(rng.choice(b)) for b in bins])
+
+
+def _measure(scores: np.ndarray, table: BenchmarkTable, rows: np.ndarray, resamples: int, seed: int) -> dict:
+    """The statistics over all the keys in ``rows`` and over those that are distinct networks."""
+    out = {}
+    for name, keep in (("all_keys", np.ones(len(rows), dtype=bool)), ("distinct", table.distinct[rows])):
+        s, r = scores[keep], rows[keep]
+        res = ranking_stats(s, table.mean_acc[r], table.flops[r])
+        if resamples:
+            res["ci"] = bootstrap_ranking_stats(s, table.mean_acc[r], table.flops[r], resamples, seed)
+        out[name] = res
+    return out
+
+
+def run_benchmark_study(table: BenchmarkTable, data: ClassificationData | None, cfg: BenchmarkStudyConfig,
+                        work_dir: Path, device: torch.device, dist: DistInfo = DistInfo(),
+                        quiet: bool = True) -> dict | None:
+    """Score the table's archs with every indicator and compare with its accuracies; rank 0 returns the document."""
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    t_all = time.perf_counter()
+    study = cfg.study
+    specs = indicator_specs(study.indicators)
+    wanted = [parse_indicator_spec(s) for s in specs]
+    if data is None and needs_data(specs):
+        raise BNNASError("an indicator in --indicators trains a supernet or reads images: pass --data")
+    space = get_space(table.info.space, None if data is None else data.num_classes)
+    supernets = obtain_supernets(space, data, study, {sup for _, sup in wanted if sup}, work_dir, device, dist,
+                                 quiet)
+    if not dist.is_main:
+        return None
+    sample = stratified_rows(table, cfg.sample, study.seed)
+    indicators = {}
+    for spec, (name, sup) in zip(specs, wanted):
+        model, info = supernets[sup] if sup else (None, None)
+        additive = sup is None or name == "bn"
+        rows = np.arange(len(table)) if additive else sample
+        res = score_indicator(name, model, space, table.choices[rows], data, device, study)
+        scores = np.asarray(res.pop("scores"))
+        res.update(rows=int(len(rows)), supernet=sup, supernet_epochs=info["epochs"] if info else 0,
+                   supernet_seconds=info["seconds"] if info else 0.0)
+        res.update(_measure(scores, table, rows, study.bootstrap_resamples, study.seed))
+        indicators[spec] = res
+        a = res["all_keys"]
+        log.info("%-14s tau %+.3f  decile tau %+.3f  picks %s", spec, a["kendall_tau"], a["decile_tau"],
+                 " ".join(f"{b['pick_percentile']:.0f}" for b in a["budgets"] if b["pick_percentile"] is not None))
+    doc = {
+        "format": FORMAT, "benchmark": table.info.name, "source": table.info.source, "licence": table.info.licence,
+        "ground_truth": f"mean test top-1 over {table.accs.shape[1]} seeds on {table.info.dataset} "
+                        "(the published table)",
+        "space": space.name, "data": None if data is None else data.name, "data_role": data_role(table, data),
+        "keys": len(table), "distinct_networks": int(table.distinct.sum()), "sample": int(len(sample)),
+        "budget_quantiles": list(BUDGET_QUANTILES), "band": BAND, "seed": study.seed,
+        "bootstrap_resamples": study.bootstrap_resamples, "device": str(device),
+        "supernets": {k: {kk: vv for kk, vv in i.items() if kk != "history"} for k, (_, i) in supernets.items()},
+        "indicators": indicators, "wall_seconds": time.perf_counter() - t_all,
+    }
+    doc["files"] = write_outputs(doc, work_dir)
+    atomic_write_text(work_dir / "correlation.json", json.dumps(doc, indent=2) + "\n")
+    return doc
+
+
+# -- outputs ---------------------------------------------------------------------------------------------------------
+def _ci(ci, digits: int = 2, pct: bool = False) -> str:
+    if ci is None:
+        return "[n/a]"
+    return f"[{ci[0]:.0f}, {ci[1]:.0f}]" if pct else f"[{ci[0]:+.{digits}f}, {ci[1]:+.{digits}f}]"
+
+
+def _num(v, digits: int = 3) -> str:
+    return "n/a" if v is None or not np.isfinite(v) else f"{v:+.{digits}f}"
+
+
+def table_rows(doc: dict, which: str = "all_keys") -> list[tuple[str, ...]]:
+    """One row per indicator: tau, within-decile tau and the three budgeted-pick percentiles, with CIs, and cost."""
+    rows = []
+    for spec, r in doc["indicators"].items():
+        m, ci = r[which], r[which].get("ci", {})
+        picks = []
+        for j, b in enumerate(m["budgets"]):
+            pci = ci.get("pick_percentile_ci", [None] * len(m["budgets"]))[j]
+            picks.append("n/a" if b["pick_percentile"] is None else f"{b['pick_percentile']:.0f} {_ci(pci, pct=True)}")
+        cost = f"{r['supernet_seconds']:.0f} + {r['score_seconds']:.1f}"
+        rows.append((spec, str(m["n"]), f"{_num(m['kendall_tau'])} {_ci(ci.get('kendall_tau_ci'))}",
+                     f"{_num(m['decile_tau'])} {_ci(ci.get('decile_tau_ci'))}", *picks, cost))
+    return rows
+
+
+def table_header(doc: dict) -> tuple[str, ...]:
+    q = [f"pick pct @{int(100 * x)}%" for x in doc["budget_quantiles"]]
+    return ("indicator", "archs", "tau [95% CI]", "decile tau [CI]", *q, "cost s (supernet + score)")
+
+
+def write_outputs(doc: dict, work_dir: Path) -> dict:
+    from bnnas.outputs.plots import plot_benchmark_study
+
+    files = {"plot": plot_benchmark_study(doc, work_dir / "benchmark_study.png").name}
+    md = [f"# Indicators against {doc['benchmark']} ({doc['data_role']})", "",
+          f"Ground truth: {doc['ground_truth']}; {doc['keys']} keys, {doc['distinct_networks']} distinct networks. "
+          f"Supernets trained on: {doc['data'] or 'nothing'} ({doc['data_role']}).", ""]
+    if doc["data_role"].startswith("proxy"):
+        md += [f"**{doc['data_role']}**: the table was trained on another data set, so each tau mixes the "
+               "indicator's quality with the domain shift between the two.", ""]
+    md += [f"Decile tau: mean Kendall tau inside each of the ten FLOPs deciles. Pick pct: percentile, among the archs "
+           f"within {100 * doc['band']:.0f} % below a budget at the {', '.join(str(int(100 * q)) for q in doc['budget_quantiles'])} % "
+           "FLOPs quantile, of the arch the indicator ranks highest there (100: the band's best; a random pick "
+           f"averages about 50). Brackets: bootstrap 95 % CI ({doc['bootstrap_resamples']} resamples of the archs). "
+           f"Per-subnet indicators score {doc['sample']} keys stratified over FLOPs.", ""]
+    for which, title in (("all_keys", "All keys as published"), ("distinct", "Distinct networks")):
+        md += [f"## {title}", "", markdown_table(table_rows(doc, which), table_header(doc)), ""]
+        first = next(iter(doc["indicators"].values()))[which]
+        md += ["Budgets: " + "; ".join(f"{b['budget'] / 1e6:.1f} MFLOPs: {b['n']} archs in the band, best "
+                                       f"{b['best_acc']:.2f} %, median {b['median_acc']:.2f} %"
+                                       for b in first["budgets"] if b["n"]), ""]
+    md += [f"![summary]({files['plot']})", ""]
+    atomic_write_text(work_dir / "correlation.md", "\n".join(md))
+    files["report"] = "correlation.md"
+    return files
