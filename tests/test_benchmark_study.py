@@ -104,7 +104,7 @@ def test_correlate_benchmark_needs_data_for_a_trained_indicator(tmp_path):
     r = subprocess.run([sys.executable, "-m", "bnnas", "correlate", "--benchmark", "nas-bench-macro", "--space",
                         "spos-small", "--work-dir", str(tmp_path / "x")], cwd=ROOT, capture_output=True, text=True,
                        timeout=120)
-    one_line_error(r.returncode, r.stderr, "ranks archs of space 'nas-bench-macro'")
+    one_line_error(r.returncode, r.stderr, "ranks archs of space 'nas-bench-macro'", "not 'spos-small'")
 
 
 def _write_cifar_fixture(root, n_train=10, n_test=4):

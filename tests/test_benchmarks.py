@@ -79,3 +79,9 @@ def test_bad_benchmark_keys_are_one_line_errors(spec, message):
 def test_unknown_benchmark_is_a_clear_error():
     with pytest.raises(BNNASError, match="unknown benchmark 'nope'.*nas-bench-macro"):
         load_benchmark("nope")
+
+
+def test_a_space_that_fixes_the_transitions_holds_243_keys(table):
+    res = table.restricted_to(get_space("nas-bench-macro-res"))
+    assert len(res) == 243 and all(k[0] == k[2] == k[5] == "1" for k in res.keys)
+    assert np.array_equal(flops_table(res.space).batch(res.choices), res.flops)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bnnas.core.arch import Arch
+from bnnas.core.arch import Arch, key_digit
 from bnnas.core.space import SearchSpace, get_space, is_identity
 from bnnas.errors import BNNASError
 
@@ -85,6 +85,16 @@ class BenchmarkTable:
         return BenchmarkTable(self.info, self.space, tuple(self.keys[i] for i in idx), self.choices[idx],
                               self.accs[idx], self.mean_acc[idx], self.flops[idx], self.params[idx],
                               tuple(self.canonical[i] for i in idx))
+
+    def restricted_to(self, space: SearchSpace) -> "BenchmarkTable":
+        """The rows ``space`` can express (a space that fixes some layers holds part of the table), with
+        ``choices`` indexing that space's layers."""
+        digits = [{str(key_digit(space, op)) for op in layer.choices} for layer in space.layers]
+        keep = np.array([all(d in ok for d, ok in zip(k, digits)) for k in self.keys])
+        sub = self.subset(keep)
+        choices = np.array([Arch.from_key(space, k).choices for k in sub.keys], dtype=np.int64).reshape(len(sub), -1)
+        return BenchmarkTable(self.info, space, sub.keys, choices, sub.accs, sub.mean_acc, sub.flops, sub.params,
+                              sub.canonical)
 
     def row(self, key: str) -> int:
         try:

@@ -54,6 +54,7 @@ def write_outputs(work_dir: Path, space: SearchSpace, arch: Arch, bn_table: Scor
                    for k, r in results.items()},
         "files": files, "result": tag,
         "evidence": evidence.to_dict(), "data": arch.meta["found_by"]["data"], "seed": args.seed,
+        "benchmark": _published(arch, budget if unit == "MFLOPs" else None),
     }
     atomic_write_text(work_dir / tagged("report.md", tag), _report_md(summary, arch, bn_table, space))
     atomic_write_text(work_dir / tagged("summary.json", tag), json.dumps(summary, indent=2) + "\n")
@@ -74,10 +75,35 @@ def _summary_table(s: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def _published(arch: Arch, budget: float | None) -> dict | None:
+    """Where the space has a published table: the searched arch's accuracy there and its rank in the budget's band."""
+    if arch.benchmark_key is None:
+        return None
+    from bnnas.benchmarks import load_benchmark
+    from bnnas.trust.benchmark_stats import arch_in_table
+
+    table = load_benchmark(arch.space.benchmark).restricted_to(arch.space)
+    info = arch_in_table(arch.benchmark_key, table.keys, table.mean_acc, table.flops, budget)
+    return {"name": table.info.name, "dataset": table.info.dataset, "seeds": int(table.accs.shape[1]),
+            "archs": len(table), **info}
+
+
+def _benchmark_line(b: dict, data: str) -> str:
+    text = (f"published {b['dataset']} accuracy of this arch ({b['name']} key {b['key']}, {b['seeds']} seeds): "
+            f"{b['acc']:.2f}%")
+    if b.get("percentile") is not None:
+        text += (f"; percentile {b['percentile']:.0f} among the {b['band_n']} archs of this space within 10% below "
+                 f"the budget (best {b['band_best']:.2f}%, median {b['band_median']:.2f}%)")
+    same = data.replace("-", "").lower() == b["dataset"].replace("-", "").lower()
+    return text + ("" if same else f" -- searched on proxy data: {data}")
+
+
 def _evidence_lines(s: dict) -> list[str]:
     """What the run says about its own trustworthiness, and the two commands that test the rest."""
     e = s["evidence"]
     lines = []
+    if s.get("benchmark"):
+        lines.append(_benchmark_line(s["benchmark"], str(s["data"])))
     if e["final_train_acc"] is not None:
         lines.append(f"supernet learned: {'yes' if e['learned'] else 'NO'} (final train accuracy "
                      f"{100 * e['final_train_acc']:.1f}%, chance {100 * e['chance']:.1f}%)")

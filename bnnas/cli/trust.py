@@ -223,9 +223,15 @@ def _run_benchmark(args: argparse.Namespace, stack: contextlib.ExitStack) -> dic
     import bnnas.trust.benchmark_study as bs
     from bnnas.trust.correlation import study_data
 
+    from bnnas.core.space import get_space
+
     table = load_benchmark(args.benchmark)
-    if args.space and args.space != table.info.space:
-        raise BNNASError(f"--benchmark {args.benchmark} ranks archs of space {table.info.space!r}, not {args.space!r}")
+    if args.space:  # a space that fixes some of the benchmark's layers ranks the keys it can express
+        space = get_space(args.space)
+        if space.benchmark != table.info.name:
+            raise BNNASError(f"--benchmark {args.benchmark} ranks archs of space {table.info.space!r} (or one that "
+                             f"fixes some of its layers), not {args.space!r}")
+        table = table.restricted_to(space)
     work_dir = Path(args.work_dir)
     dist, device = _setup(args)
     batch = defaults.pick(args.batch_size, "supernet", "batch_size", args.data)

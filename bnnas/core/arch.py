@@ -53,7 +53,7 @@ class Arch:
             raise BNNASError(f"{space.name} key {key!r}: expected {len(space.layers)} digits, one a layer")
         choices = []
         for li, (digit, layer) in enumerate(zip(key, space.layers)):
-            codes = [_key_digit(space, op) for op in layer.choices]
+            codes = [key_digit(space, op) for op in layer.choices]
             if int(digit) not in codes:
                 raise BNNASError(f"{space.name} key {key}: layer {li} has no op {digit} (it offers "
                                  f"{', '.join(f'{c}={op}' for c, op in zip(codes, layer.choices))})")
@@ -65,7 +65,7 @@ class Arch:
         """This arch's key in its space's benchmark table, or None where the space has no table."""
         if not self.space.key_ops:
             return None
-        return "".join(str(_key_digit(self.space, op)) for op in self.ops)
+        return "".join(str(key_digit(self.space, op)) for op in self.ops)
 
     @classmethod
     def preset(cls, name: str, num_classes: int | None = None) -> "Arch":
@@ -117,8 +117,9 @@ class Arch:
         return f"{self.space.name}:[{' '.join(self.ops)}]"
 
 
-def _key_digit(space: SearchSpace, op: str) -> int:
-    # a 1x1-conv identity stands in for the identity where the shape changes, so it shares its digit
+def key_digit(space: SearchSpace, op: str) -> int:
+    """The digit of ``op`` in ``space``'s benchmark keys; a 1x1-conv identity stands in for the identity where the
+    shape changes, so it shares its digit."""
     return space.key_ops.index(IDENTITY if is_identity(op) else op)
 
 

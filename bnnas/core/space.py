@@ -203,6 +203,17 @@ SPACE_TABLES: dict[str, SpaceTable] = {
                     "3 width-doubling layers (published table of CIFAR-10 accuracies: bnnas.benchmarks)",
         default_budget=55.0,
     ),
+    # NAS-Bench-Macro with its 3 width-doubling layers fixed to k3e3 (every path shares its skip-less layers, as in
+    # spos-small-res): 3^5 = 243 of the table's keys remain, those with a 1 at layers 0, 2 and 5
+    "nas-bench-macro-res": SpaceTable(
+        input_size=32, stem=(32, 1), first_channels=None,
+        stages=((0, 64, 2, 2), (0, 128, 3, 2), (0, 256, 3, 2)),
+        head_channels=1280, num_classes=10, choices=(IDENTITY, "k3e3", "k5e6"), transition_op="k3e3",
+        activation="relu", fc_flops="in*out", benchmark="nas-bench-macro",
+        description="nas-bench-macro with the 3 width-doubling layers fixed to k3e3: 5 residual layers search "
+                    "identity / k3e3 / k5e6 (243 keys of the published table)",
+        default_budget=55.0,
+    ),
 }
 
 

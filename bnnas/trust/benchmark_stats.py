@@ -127,3 +127,17 @@ def bootstrap_ranking_stats(scores, acc, flops, n_resamples: int, seed: int = 0,
 
     return {f"{k}_ci": ci(v) for k, v in draws.items()} | {"pick_percentile_ci": [ci(p) for p in picks],
                                                             "resamples": int(n_resamples), "level": level}
+
+
+def arch_in_table(key: str, keys: tuple[str, ...], acc: np.ndarray, flops: np.ndarray, budget: float | None,
+                  band: float = BAND) -> dict:
+    """A searched arch's published accuracy, and its percentile among the archs of its budget's band (None
+    without a FLOPs budget)."""
+    i = keys.index(key)
+    out = {"key": key, "acc": float(acc[i]), "flops": float(flops[i])}
+    if budget is not None:
+        m = band_mask(flops, budget, band)
+        a = acc[m]
+        out.update(band_n=int(m.sum()), percentile=float(100.0 * np.mean(a <= acc[i])) if len(a) else None,
+                   band_best=float(a.max()) if len(a) else None, band_median=float(np.median(a)) if len(a) else None)
+    return out

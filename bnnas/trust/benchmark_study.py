@@ -97,7 +97,7 @@ def run_benchmark_study(table: BenchmarkTable, data: ClassificationData | None, 
     wanted = [parse_indicator_spec(s) for s in specs]
     if data is None and needs_data(specs):
         raise BNNASError("an indicator in --indicators trains a supernet or reads images: pass --data")
-    space = get_space(table.info.space, None if data is None else data.num_classes)
+    space = get_space(table.space.name, None if data is None else data.num_classes)
     supernets = obtain_supernets(space, data, study, {sup for _, sup in wanted if sup}, work_dir, device, dist,
                                  quiet)
     if not dist.is_main:
