@@ -101,6 +101,8 @@ def add_rank_arguments(p: argparse.ArgumentParser) -> None:
                    help="bootstrap resamples for the 95%% CIs (0: none; default: 2000, or 300 with --benchmark, whose "
                         "tables hold thousands of archs)")
     g.add_argument("--supernet-bn", default=None, help="reuse a BN-only supernet checkpoint")
+    g.add_argument("--supernet-bnall", default=None,
+                   help="reuse a BN-only supernet checkpoint trained with every BN (--bn-params all)")
     g.add_argument("--supernet-all", default=None, help="reuse an all-parameters supernet checkpoint")
     g.add_argument("--spos-calib-batches", type=cli.positive_int, default=10,
                    help="BN recalibration batches for spos-acc")
@@ -180,7 +182,7 @@ def _study_cfg(args: argparse.Namespace, default_indicators: tuple[str, ...], bo
         bn=SupernetSpec("bn", args.epochs, batch, lr=args.lr, bn_params=args.bn_params, seed=args.seed,
                         checkpoint=args.supernet_bn, workers=workers, gamma_init=args.gamma_init),
         bnall=SupernetSpec("bn", args.epochs, batch, lr=args.lr, bn_params="all", seed=args.seed,
-                           workers=workers, gamma_init=args.gamma_init),
+                           checkpoint=args.supernet_bnall, workers=workers, gamma_init=args.gamma_init),
         all=SupernetSpec("all", args.all_epochs, batch, lr=args.lr, seed=args.seed,
                          checkpoint=args.supernet_all, workers=workers))
 

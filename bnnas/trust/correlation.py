@@ -154,6 +154,10 @@ def obtain_supernet(space: SearchSpace, data: ClassificationData, spec: Supernet
         if cfg.get("train_mode") not in (None, spec.mode):
             raise BNNASError(f"{spec.checkpoint} was trained with train_mode={cfg.get('train_mode')!r}, "
                              f"but it was given as the {spec.mode!r} supernet")
+        if spec.mode == "bn" and cfg.get("bn_params") not in (None, spec.bn_params):
+            raise BNNASError(f"{spec.checkpoint} trained bn_params={cfg.get('bn_params')!r}, but it was given as a "
+                             f"supernet whose {spec.bn_params!r} BNs trained (--supernet-bn: --bn-params; "
+                             "--supernet-bnall: all)")
         hist = ckpt.get("history", [])
         return model.to(device), {"source": str(spec.checkpoint), "reused": True, "train_mode": cfg.get("train_mode"),
                                   "epochs": len(hist), "seconds": float(sum(h.get("seconds", 0.0) for h in hist)),
