@@ -26,6 +26,7 @@ from bnnas.outputs.checkpoint import atomic_write_text
 from bnnas.errors import BNNASError
 from bnnas.core.flops import flops_table
 from bnnas.search.common import FeasibleSampler, budget_limit, check_budget, num_choices, subnet_keys
+from bnnas.outputs.progress import progress_bar
 from bnnas.outputs.workdir import claim_work_dir
 
 log = logging.getLogger("bnnas")
@@ -302,7 +303,6 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def _run_locked(args: argparse.Namespace, arch0: Arch, device, work: Path) -> dict:
-    from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from bnnas.cli.common import set_threads
@@ -340,7 +340,7 @@ def _run_locked(args: argparse.Namespace, arch0: Arch, device, work: Path) -> di
     runs: list[dict] = []
     t0 = time.perf_counter()
     with logging_redirect_tqdm(loggers=[log]):
-        bar = tqdm(jobs, desc="verify runs", unit="run", dynamic_ncols=True, disable=args.quiet)
+        bar = progress_bar(jobs, not args.quiet, desc="verify runs", unit="run")
         for c, s in bar:
             run_dir = work / c.name / f"seed{s}"
             rec = train_one(c, dataclasses.replace(cfg, seed=s), data, run_dir, device)
