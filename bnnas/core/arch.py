@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 
 from bnnas.errors import BNNASError
 from bnnas.core.space import PRESETS, SearchSpace, get_space, ops_from_paper_indices, paper_indices_from_ops, parse_op
@@ -52,9 +51,6 @@ class Arch:
     @property
     def ops(self) -> list[str]:
         return [layer.choices[c] for layer, c in zip(self.space.layers, self.choices)]
-
-    def as_array(self) -> np.ndarray:
-        return np.asarray(self.choices, dtype=np.int64)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
