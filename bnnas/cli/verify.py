@@ -17,7 +17,8 @@ from bnnas.trust.verify import DEFAULT_EPOCHS, VerifyConfig
 from bnnas.trust.verify import run as run_verify
 
 DESCRIPTION = ("Retrain the searched arch and N random archs of the same FLOPs budget on one short schedule with S "
-               "seeds, and say whether the search beats random on held-out (val) accuracy.")
+               "seeds, and say whether the search beats random on held-out (val) accuracy, and whether the random "
+               "archs differ beyond seed noise at all.")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--random", type=cli.positive_int, default=d.random,
                    help="random archs drawn uniformly under the same budget")
     p.add_argument("--seeds", type=cli.positive_int, default=d.seeds,
-                   help="training seeds per arch (0..S-1)")
+                   help="training seeds per arch (0..S-1); >= 2 also tests whether the random archs differ")
     flags.add(p, "epochs", default=DEFAULT_EPOCHS, help="retraining epochs (the same for every run)")
     flags.add(p, "data")
     p.add_argument("--train-subset", type=cli.positive_int, default=d.train_subset,

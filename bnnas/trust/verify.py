@@ -2,8 +2,9 @@
 
 The searched arch and N random archs drawn uniformly from the same budget are each retrained from scratch with
 :class:`~bnnas.training.retrainer.Retrainer` on one short schedule, with S seeds, and scored on the data's ``val`` split (which
-the search never sees). The statistics live in small pure functions (:func:`arch_stats`, :func:`summarize`) so they
-can be checked on hand-made accuracies; :func:`run` does the training, resuming per run from ``WORK/<arch>/seed<s>``.
+the search never sees). The statistics live in small pure functions (:func:`arch_stats`, :func:`summarize`, and
+:mod:`bnnas.trust.headroom` for whether the random archs differ at all) so they can be checked on hand-made
+accuracies; :func:`run` does the training, resuming per run from ``WORK/<arch>/seed<s>``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from bnnas.core.arch import Arch, load_arch
 from bnnas.core.flops import flops_table
 from bnnas.errors import BNNASError
 from bnnas.outputs.checkpoint import atomic_write_text
+from bnnas.outputs.jsonable import to_jsonable
 from bnnas.outputs.progress import progress_bar
 from bnnas.search.common import FeasibleSampler, budget_limit, check_budget, num_choices, subnet_keys
 
@@ -32,6 +34,7 @@ if TYPE_CHECKING:  # annotations only: torch and the trainers load when a run ne
 
     from bnnas.data import ClassificationData
     from bnnas.training.retrainer import RetrainConfig
+    from bnnas.trust.headroom import Headroom
 
 log = logging.getLogger("bnnas")
 
@@ -66,6 +69,10 @@ class VerifyStats:
     target_met: bool | None  # searched mean >= target (and > median); None with 1 random arch
     untrained: bool  # no arch above 1.5x chance: the numbers compare untrained nets
     beats: bool  # target met and something was learned
+    best_random: str  # the random arch with the highest mean
+    gap: float  # searched mean - best random arch's mean
+    headroom: Headroom | None  # do the random archs differ beyond seed noise? None below 2 archs x 2 seeds
+    outcome: str  # beats | missed | no-headroom | untrained | untested
     verdict: str
 
 
@@ -106,8 +113,12 @@ def summarize(searched: dict[int, float], random: dict[str, dict[int, float]],
 
     The target is searched mean >= median + 1 std of the random archs' means, and strictly above the median (with no
     spread among the random archs a tie would otherwise pass). ``chance`` (1 / classes): when no arch gets above 1.5x
-    chance, nothing learned enough to be compared, and the verdict says so whatever the numbers."""
+    chance, nothing learned enough to be compared, and the verdict says so whatever the numbers. With at least 2
+    random archs of 2 seeds each, :func:`~bnnas.trust.headroom.headroom` says whether they differ beyond seed noise,
+    which tells "the search missed" from "nothing to find here"."""
     from scipy import stats
+
+    from bnnas.trust.headroom import headroom
 
     if not searched or not random or not all(random.values()):
         raise ValueError("need at least one seed for the searched arch and for every random arch")
@@ -121,15 +132,34 @@ def summarize(searched: dict[int, float], random: dict[str, dict[int, float]],
     untrained = chance is not None and max([s.mean, *means]) < 1.5 * chance
     target_met = None if target is None else bool(s.mean >= target and s.mean > median)
     beats = bool(target_met) and not untrained
+    best = max(rs, key=lambda r: r.mean)
+    room = headroom([list(r.accs.values()) for r in rs]) if len(rs) >= 2 and min(r.n for r in rs) >= 2 else None
     if beats:
+        outcome = "beats"
         verdict = f"search beats random (searched at percentile {pct:.0f}, >= random median + 1 std)"
     else:
         verdict = f"no evidence the search beats random (searched at percentile {pct:.0f})"
         if untrained:
+            outcome = "untrained"
             verdict += f"; every arch is near chance level ({100 * chance:.3g} %), train longer (--epochs)"
         elif target is None:
+            outcome = "untested"
             verdict += "; one random arch has no spread, use --random >= 2"
-    return VerifyStats(s, rs, pool, median, pool.std, target, pct, target_met, untrained, beats, verdict)
+        elif room is None:
+            outcome = "untested"
+            verdict += "; headroom untested, use --seeds >= 2"
+        elif room.differ:
+            outcome = "missed"
+            verdict += (f", although the random archs differ beyond seed noise (ANOVA p = {room.p:.2g}): "
+                        "the search missed")
+        else:
+            outcome = "no-headroom"
+            verdict = (f"no detectable headroom: the random archs of this budget do not differ beyond seed noise on "
+                       f"this data (ANOVA p = {room.p:.2g}; arch means spread {100 * room.arch_sd:.2f} pp, seed "
+                       f"noise {100 * room.seed_sd:.2f} pp), so this run cannot show a search's worth "
+                       f"(searched at percentile {pct:.0f})")
+    return VerifyStats(s, rs, pool, median, pool.std, target, pct, target_met, untrained, beats, best.name,
+                       s.mean - best.mean, room, outcome, verdict)
 
 
 def fmt_ci(a: ArchStats, scale: float = 100.0) -> str:
@@ -265,6 +295,8 @@ def plot_verify(st: VerifyStats, flops: dict[str, float], budget: float, path: P
 
 def report_lines(st: VerifyStats, cands: list[Candidate]) -> list[str]:
     """The console summary (also the core of verify.md)."""
+    from bnnas.trust.headroom import describe as describe_headroom
+
     by = {c.name: c for c in cands}
     lines = []
     for a in [st.searched, *st.random]:
@@ -278,6 +310,11 @@ def report_lines(st: VerifyStats, cands: list[Candidate]) -> list[str]:
            if st.target is not None else "target undefined (needs >= 2 random archs)")
     lines.append(f"  searched {100 * st.searched.mean:.2f} % at percentile {st.percentile:.0f} of the random archs; "
                  + tgt)
+    best = next(r for r in st.random if r.name == st.best_random)
+    lines.append(f"  gap to the best random arch ({st.best_random}, {100 * best.mean:.2f} %): "
+                 f"{100 * st.gap:+.2f} pp")
+    lines.append("  headroom: " + (describe_headroom(st.headroom) if st.headroom is not None
+                                   else "untested (needs >= 2 random archs with >= 2 seeds each)"))
     return lines
 
 
@@ -350,7 +387,7 @@ def run(arch_file: str, data_source: str | None, plan: VerifyConfig, recipe: Ret
            "sample_seed": plan.sample_seed, "seeds": plan.seeds, "config": asdict(recipe),
            "archs": [{"name": c.name, "ops": c.arch.ops, "choices": list(c.arch.choices), "mflops": c.flops / 1e6,
                       "top1": {str(k): v for k, v in accs[c.name].items()}} for c in cands],
-           "stats": asdict(st), "runs": runs,
+           "stats": to_jsonable(asdict(st), nan_to_none=True), "runs": runs,
            "seconds": round(time.perf_counter() - t0, 2)}
     atomic_write_text(work / "verify.json", json.dumps(doc, indent=2) + "\n")
     print(f"verify: {head}")
