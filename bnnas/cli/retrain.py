@@ -39,7 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--schedule", choices=["cosine", "linear"], default=d.schedule,
                    help="decay after warm-up: cosine (paper) or linear (official code)")
     g.add_argument("--weight-decay", type=cli.nonneg_float, default=d.weight_decay, help="on conv/FC weights only")
-    g.add_argument("--label-smoothing", type=cli.nonneg_float, default=d.label_smoothing, help="of the cross-entropy targets")
+    g.add_argument("--label-smoothing", type=cli.nonneg_float, default=d.label_smoothing,
+                   help="of the cross-entropy targets")
     g.add_argument("--dropout", type=cli.nonneg_float, default=d.dropout, help="before the classifier")
     g.add_argument("--grad-clip", type=cli.nonneg_float, default=d.grad_clip, help="gradient-norm clip (0 = off)")
     g.add_argument("--ema", action="store_true", help="keep a timm ModelEmaV3 average; evaluate and save it as best")
