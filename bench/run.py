@@ -28,8 +28,6 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-
 import torch
 
 from util import RowResult, device_name, load_avg

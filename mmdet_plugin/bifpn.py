@@ -157,7 +157,3 @@ class BiFPN(BaseModule):
         for layer in self.layers:
             feats = layer(feats)
         return tuple(feats)
-
-    def fusion_weights(self) -> list[torch.Tensor]:
-        """Normalised fusion weights of every node (each non-negative, summing to ~1)."""
-        return [m.normalized_weights() for m in self.modules() if isinstance(m, FastFusion)]

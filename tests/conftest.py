@@ -18,6 +18,17 @@ def digits():
     return build_classification_data("digits")
 
 
+def subnet_features(net: torch.nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """A SubNet's outputs at its space's feature layers (the last of each stride): what a backbone must reproduce."""
+    x = net.stem(x)
+    outs = []
+    for i, layer in enumerate(net.layers):
+        x = layer(x)
+        if i in net.arch.space.feature_layers:
+            outs.append(x)
+    return outs
+
+
 def one_line_error(rc: int, err: str, *needles: str) -> str:
     """Assert a failed command's stderr is exactly one ``error: ...`` line (exit 2) holding every needle."""
     lines = [l for l in err.strip().splitlines() if l.strip()]

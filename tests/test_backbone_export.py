@@ -14,6 +14,7 @@ from bnnas.export import BACKBONE_KIND, export_backbone, load_backbone_state
 from bnnas.outputs.checkpoint import atomic_save
 from bnnas.errors import BNNASError
 from bnnas.core.subnet import SubNet
+from conftest import subnet_features
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / "tools" / "export_backbone.py"
@@ -54,7 +55,7 @@ def test_export_tool_roundtrip(tmp_path):
     fresh.load_state_dict({**fresh.state_dict(), **ck["state_dict"]})
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        for a, b in zip(net.forward_features(x), fresh.eval().forward_features(x)):
+        for a, b in zip(subnet_features(net, x), subnet_features(fresh.eval(), x)):
             assert torch.equal(a, b)
 
 

@@ -1,4 +1,5 @@
-"""tools/verify.py and bnnas.trust.verify: statistics on hand-made accuracies, the random-arch draw, and one tiny CLI run with
+"""tools/verify.py and bnnas.trust.verify: statistics on hand-made accuracies (the headroom test included), the
+random-arch draw, the report of a run whose trainings are replaced by hand-made accuracies, and one tiny CLI run with
 its resume. The CLI run trains 3 cheap spos-small archs (<= 4 MFLOPs) for 1 epoch on 64 digits (single-threaded)."""
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from bnnas.core.arch import Arch, save_arch
 from bnnas.errors import BNNASError
 from bnnas.core.flops import flops_table
 from bnnas.core.space import get_space
+import bnnas.trust.verify as verify
 from bnnas.cli.verify import main
+from bnnas.trust.headroom import headroom
 from bnnas.trust.verify import arch_stats, draw_random_archs, fmt_ci, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +71,8 @@ def test_verdict_when_search_is_in_the_middle():
     st = summarize({0: 0.82, 1: 0.82}, RANDOM)  # above 0.81 and 0.72, below 0.84
     assert st.percentile == pytest.approx(200 / 3)
     assert st.target_met is False and not st.beats
-    assert st.verdict == "no evidence the search beats random (searched at percentile 67)"
+    assert st.verdict.startswith("no evidence the search beats random (searched at percentile 67)")
+    assert st.best_random == "random1" and st.gap == pytest.approx(0.82 - 0.84)
 
 
 def test_one_seed_has_no_interval():
@@ -89,6 +93,85 @@ def test_honest_edge_cases():
     assert chance.target_met and chance.untrained and not chance.beats
     assert chance.verdict.startswith("no evidence the search beats random") and "chance" in chance.verdict
     assert arch_stats("x", {3: 0.5, 1: 0.7}).accs == {1: 0.7, 3: 0.5}
+
+
+# random archs whose means (0.70 .. 0.90) differ far beyond their seed noise (+-0.005), and archs whose means
+# (0.79 .. 0.81) differ less than their seed noise (+-0.02)
+DIFFER = {"random0": {0: 0.695, 1: 0.705}, "random1": {0: 0.785, 1: 0.775}, "random2": {0: 0.905, 1: 0.895},
+          "random3": {0: 0.855, 1: 0.845}}
+FLAT = {"random0": {0: 0.78, 1: 0.82}, "random1": {0: 0.83, 1: 0.79}, "random2": {0: 0.77, 1: 0.81},
+        "random3": {0: 0.825, 1: 0.785}}
+
+
+def variance_components(groups: dict[str, dict[int, float]]) -> tuple[float, float, float]:
+    """(F, p, ICC(1)) of a balanced arch x seed table from the textbook variance components."""
+    rows = [list(g.values()) for g in groups.values()]
+    a, k = len(rows), len(rows[0])
+    means = [statistics.fmean(r) for r in rows]
+    seed_var = statistics.fmean(statistics.variance(r) for r in rows)  # MS_within
+    f = k * statistics.variance(means) / seed_var  # MS_between / MS_within
+    arch_var = max(0.0, statistics.variance(means) - seed_var / k)
+    return f, float(stats.f.sf(f, a - 1, a * (k - 1))), arch_var / (arch_var + seed_var)
+
+
+def test_headroom_when_the_random_archs_differ():
+    h = headroom([list(g.values()) for g in DIFFER.values()])
+    f, p, icc = variance_components(DIFFER)
+    assert h.f == pytest.approx(f) and h.p == pytest.approx(p) and h.icc == pytest.approx(icc)
+    assert h.differ and h.p < 1e-4 and h.archs == 4 and h.runs == 8
+    assert 0.9 < h.icc_ci[0] <= h.icc <= h.icc_ci[1] <= 1.0
+    assert h.arch_sd == pytest.approx(statistics.stdev([0.70, 0.78, 0.90, 0.85]))
+    assert h.seed_sd == pytest.approx(math.sqrt(statistics.fmean([5e-5] * 4)))
+    # a searched arch in the middle of archs that do differ: the search missed
+    missed = summarize({0: 0.79, 1: 0.81}, DIFFER)
+    assert not missed.beats and missed.outcome == "missed" and missed.verdict.endswith("the search missed")
+    assert missed.best_random == "random2" and missed.gap == pytest.approx(0.80 - 0.90)
+    wins = summarize({0: 0.95, 1: 0.94}, DIFFER)
+    assert wins.beats and wins.outcome == "beats" and wins.gap == pytest.approx(0.945 - 0.90)
+
+
+def test_no_headroom_when_the_random_archs_agree():
+    h = headroom([list(g.values()) for g in FLAT.values()])
+    f, p, icc = variance_components(FLAT)
+    assert h.f == pytest.approx(f) and h.p == pytest.approx(p) and h.icc == pytest.approx(icc)
+    assert not h.differ and h.p > 0.5 and h.icc == 0.0
+    # the interval still says how much between-arch variance two seeds cannot rule out
+    assert h.icc_ci[0] == 0.0 < h.icc_ci[1] < 1.0
+    st = summarize({0: 0.80, 1: 0.81}, FLAT)
+    assert not st.beats and st.outcome == "no-headroom"
+    assert st.verdict.startswith("no detectable headroom: the random archs of this budget do not differ beyond seed "
+                                 "noise on this data")
+    assert f"p = {h.p:.2g}" in st.verdict and "cannot show a search's worth" in st.verdict
+    one_seed = summarize({0: 0.80}, {name: {0: g[0]} for name, g in FLAT.items()})
+    assert one_seed.headroom is None and one_seed.outcome == "untested" and "--seeds >= 2" in one_seed.verdict
+
+
+def test_verify_report_carries_the_headroom_verdict(tmp_path, monkeypatch, capsys):
+    """A whole run, its trainings replaced by the hand-made FLAT accuracies: console, verify.json and verify.md."""
+    accs = {"searched": {0: 0.80, 1: 0.81}, **FLAT}
+
+    def fake_train_one(cand, cfg, data, run_dir, device):
+        top1 = accs[cand.name][cfg.seed]
+        return {"name": cand.name, "seed": cfg.seed, "top1": top1, "best_top1": top1, "epochs": cfg.epochs,
+                "seconds": 0.0, "skipped": False}
+
+    monkeypatch.setattr(verify, "train_one", fake_train_one)
+    arch_file = tmp_path / "arch.json"
+    save_arch(cheapest_arch(), arch_file, found_by={"budget": 6.0, "budget_unit": "MFLOPs", "data": "digits"})
+    work = tmp_path / "verify"
+    n = torch.get_num_threads()
+    try:
+        assert main(["--arch", str(arch_file), "--data", "digits", "--random", "4", "--seeds", "2",
+                     "--work-dir", str(work), "--quiet"]) == 0
+    finally:
+        torch.set_num_threads(n)
+    out = capsys.readouterr().out
+    doc = json.loads((work / "verify.json").read_text())
+    st = doc["stats"]
+    assert st["outcome"] == "no-headroom" and f"verdict: {st['verdict']}" in out
+    assert st["headroom"]["p"] == pytest.approx(headroom([list(g.values()) for g in FLAT.values()]).p)
+    assert "headroom: ANOVA over 4 random archs" in out and "gap to the best random arch" in out
+    assert f"**Verdict: {st['verdict']}.**" in (work / "verify.md").read_text()
 
 
 def test_random_archs_feasible_distinct_deterministic():
@@ -136,6 +219,7 @@ def test_cli_end_to_end_and_resume(tmp_path, capsys):
     for name in ("searched", "random0", "random1"):
         assert f"finished {name}/seed0" in r.stdout
     assert "verdict: " in r.stdout and "skipped" not in r.stdout
+    assert "headroom: untested (needs >= 2 random archs with >= 2 seeds each)" in r.stdout
     doc = json.loads((work / "verify.json").read_text())
     assert [a["name"] for a in doc["archs"]] == ["searched", "random0", "random1"]
     assert doc["budget_mflops"] == 4.0 and all(a["mflops"] <= 4.0 for a in doc["archs"])

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bnnas.data import is_builtin
-from bnnas.training.retrainer import DIGITS_EPOCHS, FULL_EPOCHS
+from bnnas.training.retrainer import DIGITS_EPOCHS, FULL_EPOCHS, RetrainConfig
 
 BUILTIN, FOLDER = "builtin", "folder"
 
@@ -54,6 +54,17 @@ def pick(value: Any, what: str, key: str, data: str | None) -> Any:
 def describe(what: str, key: str) -> str:
     """``"32 on built-in data, 256 on a folder"``, for help strings."""
     return f"{for_kind(what, BUILTIN, key)} on built-in data, {for_kind(what, FOLDER, key)} on a folder"
+
+
+def retrain_config(data: str | None, input_size: int, world_size: int = 1, **given: Any) -> RetrainConfig:
+    """The retraining recipe for ``data``: the ``given`` settings that are not None, else the table's (epochs, batch,
+    LR, workers), else :class:`RetrainConfig`'s own defaults; validated."""
+    kind = data_kind(data)
+    chosen = {key: for_kind("retrain", kind, key) for key in ("epochs", "batch_size", "lr", "workers")}
+    chosen.update({k: v for k, v in given.items() if v is not None})
+    cfg = RetrainConfig(input_size=input_size, world_size=world_size, **chosen)
+    cfg.validate()
+    return cfg
 
 
 def default_threads(data: str | None, device: Any) -> int | None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 from pathlib import Path
-from typing import Any
 
 import bnnas.cli.common as cli
 import bnnas.cli.flags as flags
-from bnnas.cli.defaults import BUILTIN, FOLDER, describe, for_kind
+from bnnas.cli.defaults import BUILTIN, describe, for_kind, retrain_config
 from bnnas.core.arch import load_arch
 from bnnas.data import build_classification_data, is_builtin
 from bnnas.errors import BNNASError
@@ -23,6 +22,7 @@ DESCRIPTION = "Retrain a searched architecture from scratch and evaluate top-1/t
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    d = RetrainConfig()  # the recipe's defaults live in the config, the flags only show them
     g = p.add_argument_group("model and data")
     g.add_argument("--arch", required=True,
                    help="arch.json from tools/search.py, or a preset: bnnas-spos, spos, abs-fairnas")
@@ -36,21 +36,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     flags.add(g, "lr", help=f"peak LR (default: {for_kind('retrain', BUILTIN, 'lr')} on built-in data; "
                             "0.5 x global batch / 1024 on a folder)")
     g.add_argument("--warmup-epochs", type=cli.nonneg_float, default=None, help="default: min(5, 10%% of epochs)")
-    g.add_argument("--schedule", choices=["cosine", "linear"], default="cosine",
+    g.add_argument("--schedule", choices=["cosine", "linear"], default=d.schedule,
                    help="decay after warm-up: cosine (paper) or linear (official code)")
-    g.add_argument("--weight-decay", type=cli.nonneg_float, default=4e-5, help="on conv/FC weights only")
-    g.add_argument("--label-smoothing", type=cli.nonneg_float, default=0.1, help="of the cross-entropy targets")
-    g.add_argument("--dropout", type=cli.nonneg_float, default=0.2, help="before the classifier")
-    g.add_argument("--grad-clip", type=cli.nonneg_float, default=5.0, help="gradient-norm clip (0 = off)")
+    g.add_argument("--weight-decay", type=cli.nonneg_float, default=d.weight_decay, help="on conv/FC weights only")
+    g.add_argument("--label-smoothing", type=cli.nonneg_float, default=d.label_smoothing,
+                   help="of the cross-entropy targets")
+    g.add_argument("--dropout", type=cli.nonneg_float, default=d.dropout, help="before the classifier")
+    g.add_argument("--grad-clip", type=cli.nonneg_float, default=d.grad_clip, help="gradient-norm clip (0 = off)")
     g.add_argument("--ema", action="store_true", help="keep a timm ModelEmaV3 average; evaluate and save it as best")
-    g.add_argument("--ema-decay", type=cli.unit_float, default=0.9998, help="per step, with --ema")
+    g.add_argument("--ema-decay", type=cli.unit_float, default=d.ema_decay, help="per step, with --ema")
     g = p.add_argument_group("run")
     flags.add(g, "work-dir", default="runs/retrain")
     g.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CKPT",
                    help="resume from CKPT, or (no value) from WORK_DIR/last.pth, failing if it is absent; without "
                    "--resume an existing WORK_DIR/last.pth is resumed automatically")
     g.add_argument("--no-resume", action="store_true", help="refuse to resume (error if the work dir has a run)")
-    g.add_argument("--ckpt-every", type=cli.nonneg_int, default=0, help="also write last.pth every N steps")
+    g.add_argument("--ckpt-every", type=cli.nonneg_int, default=d.ckpt_every, help="also write last.pth every N steps")
     for name in ("workers", "threads", "seed", "device"):
         flags.add(g, name)
     g.add_argument("--no-amp", action="store_true", help="no bf16 autocast on GPU")
@@ -62,20 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     return cli.command_parser(add_arguments, DESCRIPTION)
 
 
-def config_from_args(args: argparse.Namespace, builtin: bool, world_size: int, input_size: int) -> RetrainConfig:
-    """The retraining recipe; flags left unset take the table's defaults for built-in data or a folder."""
-    kind = BUILTIN if builtin else FOLDER
-
-    def pick(value: Any, key: str) -> Any:
-        return for_kind("retrain", kind, key) if value is None else value
-
-    return RetrainConfig(
-        epochs=pick(args.epochs, "epochs"), batch_size=pick(args.batch_size, "batch_size"), lr=pick(args.lr, "lr"),
-        warmup_epochs=args.warmup_epochs, schedule=args.schedule,
-        weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, dropout=args.dropout,
-        grad_clip=args.grad_clip, se=args.se, ema=args.ema, ema_decay=args.ema_decay, input_size=input_size,
-        seed=args.seed, world_size=world_size,
-        workers=pick(args.workers, "workers"), amp=not args.no_amp,
+def config_from_args(args: argparse.Namespace, world_size: int, input_size: int) -> RetrainConfig:
+    """The retraining recipe; flags left unset take the table's defaults for the data (built-in or a folder)."""
+    return retrain_config(
+        args.data, input_size, world_size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        warmup_epochs=args.warmup_epochs, schedule=args.schedule, weight_decay=args.weight_decay,
+        label_smoothing=args.label_smoothing, dropout=args.dropout, grad_clip=args.grad_clip, se=args.se,
+        ema=args.ema, ema_decay=args.ema_decay, seed=args.seed, workers=args.workers, amp=not args.no_amp,
         ckpt_every=args.ckpt_every)
 
 
@@ -99,7 +93,7 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
     searched_classes = arch.space.num_classes
     if arch.space.num_classes != data.num_classes:
         arch = load_arch(args.arch, num_classes=data.num_classes)
-    cfg = config_from_args(args, builtin, dist.world_size, input_size)
+    cfg = config_from_args(args, dist.world_size, input_size)
     trainer = Retrainer(arch, data, cfg, work_dir, device, dist, show_progress=not args.quiet)  # validates cfg
 
     # everything checked: only now the work dir is created, locked and logged to

@@ -12,8 +12,7 @@ from bnnas.core.ops import Head, build_op, build_stem, init_weights
 class SubNet(nn.Module):
     """The chosen path as a plain network; ``se`` adds squeeze-excitation to every MBConv (the papers' "+SE" models).
 
-    ``forward_features`` returns the outputs of the given layers (default: the last layer of each stride), which is
-    what detection backbones consume.
+    :meth:`feature_info` names the layers whose outputs a detection backbone consumes (the last of each stride).
     """
 
     def __init__(self, arch: Arch, se: bool = False, dropout: float = 0.2, num_classes: int | None = None):
@@ -30,16 +29,6 @@ class SubNet(nn.Module):
                          space.activation)
         init_weights(self)
 
-    def forward_features(self, x: torch.Tensor, out_layers: tuple[int, ...] | None = None) -> list[torch.Tensor]:
-        out_layers = self.arch.space.feature_layers if out_layers is None else out_layers
-        x = self.stem(x)
-        outs = []
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i in out_layers:
-                outs.append(x)
-        return outs
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
         for layer in self.layers:
@@ -47,7 +36,7 @@ class SubNet(nn.Module):
         return self.head(x)
 
     def feature_info(self) -> list[dict]:
-        """Channels and stride of each ``forward_features`` output (timm's feature_info convention)."""
+        """Layer, channels and stride of each feature level (timm's feature_info convention)."""
         space = self.arch.space
         stride = space.stem_stride
         info = []

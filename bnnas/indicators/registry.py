@@ -7,11 +7,9 @@ from __future__ import annotations
 import importlib
 from typing import Callable
 
-import numpy as np
-
 from bnnas.core.supernet import Supernet
 from bnnas.errors import BNNASError
-from bnnas.indicators.bn import ScoreTable, bn_score_table
+from bnnas.indicators.bn import ScoreTable, SubnetScorer, bn_score_table
 
 _INDICATORS: dict[str, Callable[..., object]] = {}
 PLUGIN_MODULES = ("bnnas.indicators.spos_accuracy", "bnnas.indicators.zero_cost")  # spos-acc; baselines, zero-cost
@@ -53,6 +51,6 @@ def build_indicator(name: str, supernet: Supernet, **ctx) -> object:
     return _INDICATORS[name](supernet, **ctx)
 
 
-def as_scorer(indicator: object) -> Callable[[np.ndarray], np.ndarray]:
+def as_scorer(indicator: object) -> SubnetScorer:
     """A (B, L) -> (B,) scoring function for either kind of indicator."""
     return indicator.batch if isinstance(indicator, ScoreTable) else indicator  # type: ignore[return-value]

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from bnnas.indicators.registry import register_indicator
-from bnnas.training.bn_stats import preserved_bn_stats
+from bnnas.core.bn_stats import preserved_bn_stats
 from bnnas.core.supernet import Supernet
+from bnnas.indicators.registry import register_indicator
 
 
 class AccuracyIndicator:

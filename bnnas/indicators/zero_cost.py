@@ -34,12 +34,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from bnnas.core.bn_stats import preserved_bn_stats
 from bnnas.core.flops import flops_table, params_table
 from bnnas.core.space import is_identity
+from bnnas.core.supernet import Supernet
 from bnnas.indicators.bn import ScoreTable
 from bnnas.indicators.registry import register_indicator
-from bnnas.core.supernet import Supernet
-from bnnas.training.bn_stats import preserved_bn_stats
 
 RECTIFIERS = (nn.ReLU, nn.ReLU6)
 

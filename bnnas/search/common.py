@@ -56,11 +56,6 @@ def check_budget(cost: CostTable, budget: float, unit: str = "MFLOPs", scale: fl
         )
 
 
-def sample_uniform(rng: np.random.Generator, n_choices: np.ndarray, n: int) -> np.ndarray:
-    """(n, L) subnets with each layer's op drawn uniformly."""
-    return (rng.random((n, len(n_choices))) * n_choices[None, :]).astype(np.int64)
-
-
 def subnet_keys(rows: np.ndarray, base: int) -> np.ndarray | list:
     """Keys of (n, L) subnets for "already seen" sets: an int64 array (base-``base`` digits, one per row) when that
     fits in 63 bits, else a list of the rows' bytes. A ``seen`` set holds the Python forms (``int`` / ``bytes``); use

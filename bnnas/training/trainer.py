@@ -19,16 +19,18 @@ import torch
 import torch.distributed as tdist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from bnnas.data import ClassificationData, ResumableSampler, SeededDataset
 from bnnas.data.fingerprint import data_fingerprint, fingerprint_diff
 from bnnas.errors import BNNASError
 from bnnas.outputs.checkpoint import atomic_save, load_checkpoint, load_state_strict
+from bnnas.outputs.progress import progress_bar
 from bnnas.training.distributed import DistInfo, barrier
 from bnnas.training.engine import autocast
 
 log = logging.getLogger("bnnas")
+
+LOG_EVERY = 50  # steps between progress lines when no bar is drawn (output to a file or a pipe), as timm logs
 
 
 @dataclass
@@ -71,7 +73,7 @@ def evaluate(model: nn.Module, data: Dataset, device: torch.device, batch_size: 
     shard = list(range(dist.rank, len(data), dist.world_size))
     loader = DataLoader(data, batch_size, sampler=shard, num_workers=workers, pin_memory=device.type == "cuda")
     sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss sum, top-1 hits, top-5 hits, images
-    for x, y in tqdm(loader, desc="eval", leave=False, dynamic_ncols=True, disable=not progress):
+    for x, y in progress_bar(loader, progress, desc="eval", leave=False):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -217,14 +219,17 @@ class Trainer:
         self.model.train()
         while self.epoch < self.cfg.epochs:
             t_epoch = t0 = time.perf_counter()  # t0: start of the time not yet added to self.seconds
-            bar = tqdm(self._loader(), total=self.steps_per_epoch, initial=self.step_in_epoch,
-                       desc=f"{self.label} {self.epoch + 1}/{self.cfg.epochs}", leave=False, dynamic_ncols=True,
-                       disable=not (self.show_progress and self.dist.is_main))
+            shown = self.show_progress and self.dist.is_main
+            bar = progress_bar(self._loader(), shown, total=self.steps_per_epoch, initial=self.step_in_epoch,
+                               desc=f"{self.label} {self.epoch + 1}/{self.cfg.epochs}", leave=False)
             for x, y in bar:
                 self._step(*self._to_device(x, y))
                 n = self.step_in_epoch
                 if not bar.disable and (n % 20 == 0 or n == self.steps_per_epoch):  # reading the sums syncs
                     bar.set_postfix(loss=f"{self._train_stats(reduce=False)[0]:.3f}", lr=f"{self.lr:.3g}")
+                elif shown and bar.disable and n % LOG_EVERY == 0 and n < self.steps_per_epoch:
+                    log.info("%s %d/%d  step %d/%d  loss %.4f  lr %.4g", self.label, self.epoch + 1, self.cfg.epochs,
+                             n, self.steps_per_epoch, self._train_stats(reduce=False)[0], self.lr)
                 mid_epoch = n < self.steps_per_epoch
                 stop = stop_at_step is not None and self.global_step >= stop_at_step
                 if mid_epoch and (stop or (self.ckpt_every and self.global_step % self.ckpt_every == 0)):

@@ -8,11 +8,6 @@ import numpy as np
 from scipy import stats
 
 
-def average_ranks(x) -> np.ndarray:
-    """Ranks 1..n, ties sharing the mean of the ranks they span."""
-    return stats.rankdata(np.asarray(x, dtype=np.float64), method="average")
-
-
 def _check(x, y) -> tuple[np.ndarray, np.ndarray]:
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 1:

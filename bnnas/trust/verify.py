@@ -2,13 +2,13 @@
 
 The searched arch and N random archs drawn uniformly from the same budget are each retrained from scratch with
 :class:`~bnnas.training.retrainer.Retrainer` on one short schedule, with S seeds, and scored on the data's ``val`` split (which
-the search never sees). The statistics live in small pure functions (:func:`arch_stats`, :func:`summarize`) so they
-can be checked on hand-made accuracies; :func:`run` does the training, resuming per run from ``WORK/<arch>/seed<s>``.
+the search never sees). The statistics live in small pure functions (:func:`arch_stats`, :func:`summarize`, and
+:mod:`bnnas.trust.headroom` for whether the random archs differ at all) so they can be checked on hand-made
+accuracies; :func:`run` does the training, resuming per run from ``WORK/<arch>/seed<s>``.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
@@ -17,16 +17,24 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
 from bnnas.core.arch import Arch, load_arch
-from bnnas.outputs.checkpoint import atomic_write_text
-from bnnas.errors import BNNASError
 from bnnas.core.flops import flops_table
+from bnnas.errors import BNNASError
+from bnnas.outputs.checkpoint import atomic_write_text
+from bnnas.outputs.jsonable import to_jsonable
+from bnnas.outputs.progress import progress_bar
 from bnnas.search.common import FeasibleSampler, budget_limit, check_budget, num_choices, subnet_keys
-from bnnas.outputs.workdir import claim_work_dir
+
+if TYPE_CHECKING:  # annotations only: torch and the trainers load when a run needs them
+    import torch
+
+    from bnnas.data import ClassificationData
+    from bnnas.training.retrainer import RetrainConfig
+    from bnnas.trust.headroom import Headroom
 
 log = logging.getLogger("bnnas")
 
@@ -61,7 +69,23 @@ class VerifyStats:
     target_met: bool | None  # searched mean >= target (and > median); None with 1 random arch
     untrained: bool  # no arch above 1.5x chance: the numbers compare untrained nets
     beats: bool  # target met and something was learned
+    best_random: str  # the random arch with the highest mean
+    gap: float  # searched mean - best random arch's mean
+    headroom: Headroom | None  # do the random archs differ beyond seed noise? None below 2 archs x 2 seeds
+    outcome: str  # beats | missed | no-headroom | untrained | untested
     verdict: str
+
+
+@dataclass
+class VerifyConfig:
+    """What ``run`` compares: the searched arch against N random archs of the budget, S seeds each."""
+
+    random: int = 5  # random archs drawn uniformly under the same budget
+    seeds: int = 2  # training seeds per arch (0..S-1)
+    train_subset: int | None = None  # train on a fixed random subset of K training images
+    flops_m: float | None = None  # budget in MFLOPs (None: the search's, from arch.json)
+    sample_seed: int = 0  # seed of the random-arch draw
+    show_progress: bool = True
 
 
 def t_interval(values: list[float], confidence: float = CONFIDENCE) -> tuple[float, float | None, float | None]:
@@ -89,8 +113,12 @@ def summarize(searched: dict[int, float], random: dict[str, dict[int, float]],
 
     The target is searched mean >= median + 1 std of the random archs' means, and strictly above the median (with no
     spread among the random archs a tie would otherwise pass). ``chance`` (1 / classes): when no arch gets above 1.5x
-    chance, nothing learned enough to be compared, and the verdict says so whatever the numbers."""
+    chance, nothing learned enough to be compared, and the verdict says so whatever the numbers. With at least 2
+    random archs of 2 seeds each, :func:`~bnnas.trust.headroom.headroom` says whether they differ beyond seed noise,
+    which tells "the search missed" from "nothing to find here"."""
     from scipy import stats
+
+    from bnnas.trust.headroom import headroom
 
     if not searched or not random or not all(random.values()):
         raise ValueError("need at least one seed for the searched arch and for every random arch")
@@ -104,15 +132,34 @@ def summarize(searched: dict[int, float], random: dict[str, dict[int, float]],
     untrained = chance is not None and max([s.mean, *means]) < 1.5 * chance
     target_met = None if target is None else bool(s.mean >= target and s.mean > median)
     beats = bool(target_met) and not untrained
+    best = max(rs, key=lambda r: r.mean)
+    room = headroom([list(r.accs.values()) for r in rs]) if len(rs) >= 2 and min(r.n for r in rs) >= 2 else None
     if beats:
+        outcome = "beats"
         verdict = f"search beats random (searched at percentile {pct:.0f}, >= random median + 1 std)"
     else:
         verdict = f"no evidence the search beats random (searched at percentile {pct:.0f})"
         if untrained:
+            outcome = "untrained"
             verdict += f"; every arch is near chance level ({100 * chance:.3g} %), train longer (--epochs)"
         elif target is None:
+            outcome = "untested"
             verdict += "; one random arch has no spread, use --random >= 2"
-    return VerifyStats(s, rs, pool, median, pool.std, target, pct, target_met, untrained, beats, verdict)
+        elif room is None:
+            outcome = "untested"
+            verdict += "; headroom untested, use --seeds >= 2"
+        elif room.differ:
+            outcome = "missed"
+            verdict += (f", although the random archs differ beyond seed noise (ANOVA p = {room.p:.2g}): "
+                        "the search missed")
+        else:
+            outcome = "no-headroom"
+            verdict = (f"no detectable headroom: the random archs of this budget do not differ beyond seed noise on "
+                       f"this data (ANOVA p = {room.p:.2g}; arch means spread {100 * room.arch_sd:.2f} pp, seed "
+                       f"noise {100 * room.seed_sd:.2f} pp), so this run cannot show a search's worth "
+                       f"(searched at percentile {pct:.0f})")
+    return VerifyStats(s, rs, pool, median, pool.std, target, pct, target_met, untrained, beats, best.name,
+                       s.mean - best.mean, room, outcome, verdict)
 
 
 def fmt_ci(a: ArchStats, scale: float = 100.0) -> str:
@@ -153,7 +200,7 @@ class Candidate:
     flops: float  # MACs at the space's input size
 
 
-def _result_key(cand: Candidate, cfg, data) -> dict:
+def _result_key(cand: Candidate, cfg: RetrainConfig, data: ClassificationData) -> dict:
     """What a finished run must match to be reused instead of retrained."""
     from bnnas.training.retrainer import RetrainConfig
 
@@ -178,7 +225,8 @@ def _run_log(run_dir: Path) -> Iterator[None]:
         log.handlers = saved
 
 
-def train_one(cand: Candidate, cfg, data, run_dir: Path, device) -> dict:
+def train_one(cand: Candidate, cfg: RetrainConfig, data: ClassificationData, run_dir: Path,
+              device: torch.device) -> dict:
     """Retrain one (arch, seed), or reuse its finished result; returns the run's record (``skipped`` says which)."""
     from bnnas.training.retrainer import LAST_NAME, Retrainer
 
@@ -247,6 +295,8 @@ def plot_verify(st: VerifyStats, flops: dict[str, float], budget: float, path: P
 
 def report_lines(st: VerifyStats, cands: list[Candidate]) -> list[str]:
     """The console summary (also the core of verify.md)."""
+    from bnnas.trust.headroom import describe as describe_headroom
+
     by = {c.name: c for c in cands}
     lines = []
     for a in [st.searched, *st.random]:
@@ -260,6 +310,11 @@ def report_lines(st: VerifyStats, cands: list[Candidate]) -> list[str]:
            if st.target is not None else "target undefined (needs >= 2 random archs)")
     lines.append(f"  searched {100 * st.searched.mean:.2f} % at percentile {st.percentile:.0f} of the random archs; "
                  + tgt)
+    best = next(r for r in st.random if r.name == st.best_random)
+    lines.append(f"  gap to the best random arch ({st.best_random}, {100 * best.mean:.2f} %): "
+                 f"{100 * st.gap:+.2f} pp")
+    lines.append("  headroom: " + (describe_headroom(st.headroom) if st.headroom is not None
+                                   else "untested (needs >= 2 random archs with >= 2 seeds each)"))
     return lines
 
 
@@ -275,75 +330,48 @@ def write_md(path: Path, st: VerifyStats, cands: list[Candidate], head: str, lin
     return atomic_write_text(path, text)
 
 
-def _retrain_config(args: argparse.Namespace, digits: bool, input_size: int):
-    """The retraining recipe exactly as tools/retrain.py would build it for these options (one source of defaults)."""
-    from bnnas.cli.retrain import build_parser as retrain_parser, config_from_args
-
-    argv = ["--arch", "unused", "--epochs", str(args.epochs)]
-    for flag, v in (("--batch-size", args.batch_size), ("--lr", args.lr), ("--workers", args.workers)):
-        if v is not None:
-            argv += [flag, str(v)]
-    cfg = config_from_args(retrain_parser().parse_args(argv), digits, 1, input_size)
-    cfg.validate()
-    return cfg
-
-
-def run(args: argparse.Namespace) -> dict:
-    import torch
-
-    arch0 = load_arch(args.arch)  # checked before anything is created or trained
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    work = Path(args.work_dir)
-    lock = claim_work_dir(work)  # lock, log.txt, crash leftovers
-    try:
-        return _run_locked(args, arch0, device, work)
-    finally:
-        lock.release()
-
-
-def _run_locked(args: argparse.Namespace, arch0: Arch, device, work: Path) -> dict:
-    from tqdm import tqdm
+def run(arch_file: str, data_source: str | None, plan: VerifyConfig, recipe: RetrainConfig, device: torch.device,
+        work: Path) -> dict:
+    """Retrain the searched arch of ``arch_file`` and ``plan.random`` random archs of its budget with ``recipe``,
+    ``plan.seeds`` seeds each, on ``data_source`` (None: the default built-in set); report into ``work`` (locked by
+    the caller)."""
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from bnnas.cli.common import set_threads
-    from bnnas.data import build_classification_data, is_builtin
+    from bnnas.data import build_classification_data
 
-    digits = is_builtin(args.data)
-    set_threads(args.threads, args.data, device)
+    arch0 = load_arch(arch_file)
     found_by = arch0.meta.get("found_by") or {}
-    input_size = arch0.space.input_size
     # the search's data seed: on the digits it fixes the train/val split, so val stays the images the search never saw
     data_seed = int(found_by.get("seed", 0) or 0)
-    data = build_classification_data(args.data, input_size, 0, data_seed, limit_train=args.train_subset)
+    data = build_classification_data(data_source, recipe.input_size, 0, data_seed, limit_train=plan.train_subset)
     if found_by.get("data") and found_by["data"] != data.name:
         log.warning("the arch was searched on %r but is verified on %r", found_by["data"], data.name)
-    arch = load_arch(args.arch, num_classes=data.num_classes)
-    cfg = _retrain_config(args, digits, input_size)
-    budget, budget_src = resolve_budget(arch, args.flops)
+    arch = load_arch(arch_file, num_classes=data.num_classes)
+    budget, budget_src = resolve_budget(arch, plan.flops_m)
     cost = flops_table(arch.space)
     if cost.of(arch.choices) > budget_limit(budget):
         log.warning("the searched arch (%.2f MFLOPs) is over the budget of %.2f MFLOPs",
                     cost.of(arch.choices) / 1e6, budget / 1e6)
     check_budget(cost, budget)
-    randoms = draw_random_archs(arch, budget, args.random, args.sample_seed)
+    randoms = draw_random_archs(arch, budget, plan.random, plan.sample_seed)
     cands = [Candidate("searched", arch, cost.of(arch.choices))]
     cands += [Candidate(f"random{i}", a, cost.of(a.choices)) for i, a in enumerate(randoms)]
-    head = (f"{arch.space.name}: searched arch ({cands[0].flops / 1e6:.2f} MFLOPs) vs {args.random} random archs "
-            f"<= {budget / 1e6:.2f} MFLOPs ({budget_src}, sample seed {args.sample_seed}); {args.seeds} seed(s) x "
-            f"{cfg.epochs} epochs, batch {cfg.batch_size}, peak LR {cfg.peak_lr():.3g}, on {data.name} "
+    head = (f"{arch.space.name}: searched arch ({cands[0].flops / 1e6:.2f} MFLOPs) vs {plan.random} random archs "
+            f"<= {budget / 1e6:.2f} MFLOPs ({budget_src}, sample seed {plan.sample_seed}); {plan.seeds} seed(s) x "
+            f"{recipe.epochs} epochs, batch {recipe.batch_size}, peak LR {recipe.peak_lr():.3g}, on {data.name} "
             f"({len(data.train)} training images); held-out top-1 on its val split ({len(data.val)} images), "
             f"last epoch")
     log.info("verify %s", head)
 
-    jobs = [(c, s) for c in cands for s in range(args.seeds)]
+    jobs = [(c, s) for c in cands for s in range(plan.seeds)]
     accs: dict[str, dict[int, float]] = {c.name: {} for c in cands}
     runs: list[dict] = []
     t0 = time.perf_counter()
     with logging_redirect_tqdm(loggers=[log]):
-        bar = tqdm(jobs, desc="verify runs", unit="run", dynamic_ncols=True, disable=args.quiet)
+        bar = progress_bar(jobs, plan.show_progress, desc="verify runs", unit="run")
         for c, s in bar:
             run_dir = work / c.name / f"seed{s}"
-            rec = train_one(c, dataclasses.replace(cfg, seed=s), data, run_dir, device)
+            rec = train_one(c, dataclasses.replace(recipe, seed=s), data, run_dir, device)
             accs[c.name][s] = rec["top1"]
             runs.append({k: rec[k] for k in ("name", "seed", "top1", "best_top1", "epochs", "seconds", "skipped")})
             log.info("%s %s/seed%d: top-1 %.2f%% (last of %d epochs), %.2f MFLOPs, %.1fs",
@@ -354,12 +382,13 @@ def _run_locked(args: argparse.Namespace, arch0: Arch, device, work: Path) -> di
     lines = report_lines(st, cands)
     plot_verify(st, {c.name: c.flops for c in cands}, budget, work / "verify.png")
     write_md(work / "verify.md", st, cands, head, lines)
-    doc = {"arch_file": str(args.arch), "space": arch.space.name, "data": data.name, "train_size": len(data.train),
+    doc = {"arch_file": str(arch_file), "space": arch.space.name, "data": data.name, "train_size": len(data.train),
            "val_size": len(data.val), "budget_mflops": budget / 1e6, "budget_source": budget_src,
-           "sample_seed": args.sample_seed, "seeds": args.seeds, "config": asdict(cfg),
+           "sample_seed": plan.sample_seed, "seeds": plan.seeds, "config": asdict(recipe),
            "archs": [{"name": c.name, "ops": c.arch.ops, "choices": list(c.arch.choices), "mflops": c.flops / 1e6,
                       "top1": {str(k): v for k, v in accs[c.name].items()}} for c in cands],
-           "stats": asdict(st), "runs": runs, "seconds": round(time.perf_counter() - t0, 2)}
+           "stats": to_jsonable(asdict(st), nan_to_none=True), "runs": runs,
+           "seconds": round(time.perf_counter() - t0, 2)}
     atomic_write_text(work / "verify.json", json.dumps(doc, indent=2) + "\n")
     print(f"verify: {head}")
     print("\n".join(lines))
