@@ -79,7 +79,8 @@ model = dict(
             strides=[8, 16, 32, 64, 128],
             center_offset=0.5),
         bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[.0, .0, .0, .0], target_stds=[1.0, 1.0, 1.0, 1.0]),
-        loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=1.5, alpha=0.25, loss_weight=1.0),
+        # mmdet's FocalLoss in plain PyTorch: mmdet's own would call mmcv's compiled CUDA kernel on a GPU
+        loss_cls=dict(type='TorchFocalLoss', use_sigmoid=True, gamma=1.5, alpha=0.25, loss_weight=1.0),
         # EfficientDet's box loss is Huber(delta=0.1) x 50, summed over the 4 coordinates and divided by
         # 4 x #positives. mmdet has no Huber loss, but Huber_d(x) = d * SmoothL1_beta=d(x), and mmdet divides by
         # #positives only, so the same loss is SmoothL1(beta=0.1) with weight 50 * 0.1 / 4 = 1.25.
@@ -94,7 +95,7 @@ model = dict(
         nms_pre=1000,
         min_bbox_size=0,
         score_thr=0.05,
-        nms=dict(type='nms', iou_threshold=0.5),  # configs/bnnas_effdet_softnms.py: the TF reference's soft-NMS
+        nms=dict(type='nms', iou_threshold=0.5),  # torchvision's batched_nms; bnnas_effdet_softnms.py: soft-NMS
         max_per_img=100))
 
 # ---------------------------------------------------------------------------------------------------- data
