@@ -28,11 +28,9 @@ num_classes = 80
 data_root = 'data/coco/'
 batch_size = 16                # per GPU; LR 0.16 is for a total batch of 128 and is rescaled (auto_scale_lr)
 
-# SyncBN when launched distributed: torchrun / `mim train --launcher pytorch` set WORLD_SIZE before the config is
-# read (mmengine substitutes {{'$VAR:default'}} from the environment); plain BN on one device. The backbone converts
-# its own BNs via sync_bn=True (timm's converter keeps the activation fused into timm's BN layers).
-distributed = {{'$WORLD_SIZE:1'}} > 1
-norm_cfg = dict(type='SyncBN' if distributed else 'BN', momentum=0.01, eps=1e-3, requires_grad=True)
+# SyncBN as mmdet's configs state it: mmengine's Runner turns it back into BN when not distributed. The backbone
+# converts its own BNs when distributed (sync_bn=True), with timm's converter, which keeps timm's fused BN+activation.
+norm_cfg = dict(type='SyncBN', momentum=0.01, eps=1e-3, requires_grad=True)
 
 custom_imports = dict(imports=['mmdet_plugin'], allow_failed_imports=False)
 
@@ -52,7 +50,7 @@ model = dict(
         out_indices=(1, 2, 3),  # strides 8/16/32 (C3-C5)
         frozen_stages=-1,
         norm_eval=False,
-        sync_bn=distributed,
+        sync_bn=True,
         drop_path_rate=drop_path_rate,
         init_cfg=dict(type='Pretrained', checkpoint=backbone_checkpoint)),
     neck=dict(

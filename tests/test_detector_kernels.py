@@ -20,6 +20,7 @@ from mmdet.models.losses import FocalLoss  # noqa: E402
 from mmdet.models.losses.focal_loss import py_sigmoid_focal_loss  # noqa: E402
 from mmdet.registry import MODELS  # noqa: E402
 from mmdet_plugin import EfficientDetHead, TorchFocalLoss  # noqa: E402
+from mmdet_plugin.errors import _hook, install_excepthook_for_det_tool  # noqa: E402
 from test_detection import _cfg, _demo_cfg, _fake_batch, small_arch, tiny_coco  # noqa: E402,F401
 
 torch.set_num_threads(1)  # see tests/test_detection.py
@@ -197,3 +198,13 @@ def test_soft_nms_stays_on_mmcv_cpu_op(no_compiled_kernels, counted_nms):
         preds = model(**model.data_preprocessor(_fake_batch(model, 128, 10), False), mode="predict")
     assert len(preds[0].pred_instances) > 0 and not counted_nms  # mmcv's soft_nms, not the hard NMS
 
+
+def test_plugin_import_leaves_excepthook_alone(monkeypatch):
+    """Imported (as above), the plugin installed no hook; only a process that tools/det.py started gets one."""
+    assert sys.excepthook is not _hook
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # restored after the test
+    install_excepthook_for_det_tool()
+    assert sys.excepthook is not _hook
+    monkeypatch.setenv("BNNAS_ERROR_FILE", "/tmp/unused")
+    install_excepthook_for_det_tool()
+    assert sys.excepthook is _hook
