@@ -37,7 +37,7 @@ pytestmark = pytest.mark.slow
 def torchrun(work: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            str(ROOT / "tools" / "search.py"), *RUN, "--batch-size", str(PER_PROCESS), "--work-dir", str(work), *extra]
-    full_env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", **(env or {}))
+    full_env = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=full_env, cwd=str(work.parent))
 
 
