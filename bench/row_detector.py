@@ -32,6 +32,7 @@ def _boxes(B: int, res: int, n: int, device, seed: int = 0):
 
 def _ours(device, res: int, xyxy, labels, compile_: bool):
     from mmengine.config import Config
+    from mmengine.model import revert_sync_batchnorm
     from mmengine.structures import InstanceData
     from mmdet.registry import MODELS
     from mmdet.structures import DetDataSample
@@ -42,7 +43,8 @@ def _ours(device, res: int, xyxy, labels, compile_: bool):
     register_all_modules(init_default_scope=True)
     cfg = Config.fromfile(str(ROOT / "configs" / "bnnas_effdet.py"))
     cfg.model.channels_last = True
-    model = MODELS.build(cfg.model)
+    cfg.model.backbone.init_cfg.checkpoint = "scratch"  # random weights time the same as trained ones
+    model = revert_sync_batchnorm(MODELS.build(cfg.model))  # the config's SyncBN, as the Runner runs it on one device
     from mmengine.logging import MMLogger
 
     MMLogger.get_current_instance().setLevel(logging.WARNING)  # init_weights logs every parameter at INFO
@@ -92,7 +94,7 @@ def run(cfg, device: torch.device, devname: str) -> RowResult:
     gts = [s.gt_instances for s in samples]
     metas = [s.metainfo for s in samples]
 
-    def step_ours():  # = ours.loss(x, samples), with the loss (mmcv's focal-loss op) in fp32 outside autocast
+    def step_ours():  # = ours.loss(x, samples), with the loss (the plugin's pure-torch focal loss) in fp32
         ours.train()
         opt_ours.zero_grad(set_to_none=True)
         with autocast(device, True):
@@ -112,7 +114,7 @@ def run(cfg, device: torch.device, devname: str) -> RowResult:
         torch.nn.utils.clip_grad_norm_([p for p in ed_train.parameters() if p.grad is not None], 10.0)
         opt_ed.step()
 
-    def infer_ours():  # = ours.predict(x, samples): network under autocast, box decoding + NMS (mmcv) in fp32
+    def infer_ours():  # = ours.predict(x, samples): network under autocast, box decoding + NMS (torchvision) in fp32
         ours.eval()
         with torch.inference_mode():
             with autocast(device, True):

@@ -28,11 +28,9 @@ num_classes = 80
 data_root = 'data/coco/'
 batch_size = 16                # per GPU; LR 0.16 is for a total batch of 128 and is rescaled (auto_scale_lr)
 
-# SyncBN when launched distributed: torchrun / `mim train --launcher pytorch` set WORLD_SIZE before the config is
-# read (mmengine substitutes {{'$VAR:default'}} from the environment); plain BN on one device. The backbone converts
-# its own BNs via sync_bn=True (timm's converter keeps the activation fused into timm's BN layers).
-distributed = {{'$WORLD_SIZE:1'}} > 1
-norm_cfg = dict(type='SyncBN' if distributed else 'BN', momentum=0.01, eps=1e-3, requires_grad=True)
+# SyncBN as mmdet's configs state it: mmengine's Runner turns it back into BN when not distributed. The backbone
+# converts its own BNs when distributed (sync_bn=True), with timm's converter, which keeps timm's fused BN+activation.
+norm_cfg = dict(type='SyncBN', momentum=0.01, eps=1e-3, requires_grad=True)
 
 custom_imports = dict(imports=['mmdet_plugin'], allow_failed_imports=False)
 
@@ -52,7 +50,7 @@ model = dict(
         out_indices=(1, 2, 3),  # strides 8/16/32 (C3-C5)
         frozen_stages=-1,
         norm_eval=False,
-        sync_bn=distributed,
+        sync_bn=True,
         drop_path_rate=drop_path_rate,
         init_cfg=dict(type='Pretrained', checkpoint=backbone_checkpoint)),
     neck=dict(
@@ -79,7 +77,8 @@ model = dict(
             strides=[8, 16, 32, 64, 128],
             center_offset=0.5),
         bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[.0, .0, .0, .0], target_stds=[1.0, 1.0, 1.0, 1.0]),
-        loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=1.5, alpha=0.25, loss_weight=1.0),
+        # mmdet's FocalLoss in plain PyTorch: mmdet's own would call mmcv's compiled CUDA kernel on a GPU
+        loss_cls=dict(type='TorchFocalLoss', use_sigmoid=True, gamma=1.5, alpha=0.25, loss_weight=1.0),
         # EfficientDet's box loss is Huber(delta=0.1) x 50, summed over the 4 coordinates and divided by
         # 4 x #positives. mmdet has no Huber loss, but Huber_d(x) = d * SmoothL1_beta=d(x), and mmdet divides by
         # #positives only, so the same loss is SmoothL1(beta=0.1) with weight 50 * 0.1 / 4 = 1.25.
@@ -94,7 +93,7 @@ model = dict(
         nms_pre=1000,
         min_bbox_size=0,
         score_thr=0.05,
-        nms=dict(type='nms', iou_threshold=0.5),  # configs/bnnas_effdet_softnms.py: the TF reference's soft-NMS
+        nms=dict(type='nms', iou_threshold=0.5),  # torchvision's batched_nms; bnnas_effdet_softnms.py: soft-NMS
         max_per_img=100))
 
 # ---------------------------------------------------------------------------------------------------- data

@@ -1,5 +1,6 @@
-# mmdet's stock RetinaNet-R50-FPN 1x COCO config with the BN-NAS backbone in place of ResNet-50. Only the backbone
-# and the FPN's input widths differ from mmdet's file (inherited from the installed mmdet via `mmdet::`).
+# mmdet's stock RetinaNet-R50-FPN 1x COCO config with the BN-NAS backbone in place of ResNet-50. Besides the backbone
+# and the FPN's input widths, only the head's types differ from mmdet's file (inherited via `mmdet::`): the same focal
+# loss and hard NMS, computed by PyTorch and torchvision instead of mmcv's compiled kernels.
 #
 #   mim train mmdet configs/bnnas_retinanet_fpn.py
 _base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
@@ -17,4 +18,5 @@ model = dict(
         frozen_stages=-1,          # ResNet's config freezes stage 1 of an ImageNet-pretrained net; ours may be random
         norm_eval=backbone_checkpoint is not None,
         init_cfg=dict(type='Pretrained', checkpoint=backbone_checkpoint) if backbone_checkpoint else None),
-    neck=dict(in_channels=[32, 56, 128, 432]))  # SPOS space widths at strides 4/8/16/32
+    neck=dict(in_channels=[32, 56, 128, 432]),  # SPOS space widths at strides 4/8/16/32
+    bbox_head=dict(type='TorchNMSRetinaHead', loss_cls=dict(type='TorchFocalLoss')))

@@ -41,8 +41,10 @@ class BNNASBackbone(BaseModule):
         frozen_stages: -1 trains everything; 0 freezes the stem; ``k >= 1`` freezes the stem and levels ``0..k-1``
             (parameters stop training and their BNs stay in eval mode).
         norm_eval: keep every BN of the backbone in eval mode during training (frozen running statistics).
-        sync_bn: convert the backbone's BNs to SyncBN (timm's converter, which keeps the activation that
-            timm's BN+act layers fuse in; mmengine's generic converter would drop it).
+        sync_bn: SyncBN in the backbone when the process group is up at build time (mmengine's Runner starts it
+            before building the model), plain BN otherwise, as the Runner leaves SyncBN layers on one device. The
+            backbone converts itself with timm's converter, which keeps the activation that timm's BN+act layers
+            fuse in; mmengine's converter and its one-device revert would drop it.
         drop_path_rate: stochastic depth of the residual MBConv blocks (timm's ``DropPath``); block ``i`` of the
             ``n`` that run drops its branch with probability ``drop_path_rate * i / n`` (EfficientDet: 0.1-0.2).
         init_cfg: ``dict(type='Pretrained', checkpoint='bnnas_backbone.pth')`` loads an exported backbone
@@ -88,7 +90,7 @@ class BNNASBackbone(BaseModule):
         self.norm_eval = norm_eval
         self.drop_path_rate = float(drop_path_rate)
         self._set_drop_path(self.drop_path_rate)
-        if sync_bn:
+        if sync_bn and torch.distributed.is_available() and torch.distributed.is_initialized():
             from timm.layers import convert_sync_batchnorm
 
             self.stem = convert_sync_batchnorm(self.stem)

@@ -11,37 +11,33 @@ from mmdet.models.detectors import RetinaNet
 from mmdet.registry import MODELS
 
 
-def _backbone_type(cfg) -> str:
-    t = cfg.get("type", "")
-    return t if isinstance(t, str) else getattr(t, "__name__", "")
-
-
 @MODELS.register_module()
 class EfficientDet(RetinaNet):
     """RetinaNet's forward/loss/predict unchanged; only construction differs.
 
-    With a ``BNNASBackbone``, ``neck.in_channels=None`` is filled in from the backbone's output widths (they depend on
-    the searched arch's space), and explicit widths that do not match the backbone are refused at build time with
-    one readable line instead of a shape error at the first forward pass.
+    The neck is built after the backbone: ``neck.in_channels=None`` is filled in from the backbone's
+    ``out_channels`` (for a ``BNNASBackbone`` they depend on the searched arch's space), and explicit widths that do
+    not match them are refused at build time with one readable line instead of a shape error at the first forward.
 
     ``channels_last=True`` keeps weights and activations in NHWC memory layout: on CPU, PyTorch's depthwise
     convolutions (most of this network) train about 2-3x faster that way; results are the same up to float rounding.
     """
 
     def __init__(self, backbone: dict, neck: dict, bbox_head: dict, channels_last: bool = False, **kwargs):
+        super().__init__(backbone=backbone, neck=None, bbox_head=bbox_head, **kwargs)
         neck = copy.deepcopy(neck)
-        if _backbone_type(backbone) in ("BNNASBackbone", "mmdet_plugin.BNNASBackbone") and neck.get("in_channels") is None:
-            neck["in_channels"] = list(MODELS.build(copy.deepcopy(backbone)).out_channels)
-        super().__init__(backbone=backbone, neck=neck, bbox_head=bbox_head, **kwargs)
         have = getattr(self.backbone, "out_channels", None)
-        want = getattr(self.neck, "in_channels", None)
-        if have is not None and want is not None and list(have) != list(want):
+        if have is not None and neck.get("in_channels") is None:
+            neck["in_channels"] = list(have)
+        elif have is not None and list(neck["in_channels"]) != list(have):
             arch = getattr(self.backbone, "arch", None)
             raise BNNASError(
-                f"neck in_channels {list(want)} do not match the backbone outputs {list(have)}"
+                f"neck in_channels {list(neck['in_channels'])} do not match the backbone outputs {list(have)}"
                 + (f" of arch {arch}" if arch is not None else "")
                 + "; set neck.in_channels=None to take them from the backbone"
             )
+        self.neck = MODELS.build(neck)
+        self._modules["bbox_head"] = self._modules.pop("bbox_head")  # mmdet's order: backbone, neck, head
         self.channels_last = channels_last
         if channels_last:
             self.to(memory_format=torch.channels_last)

@@ -2,9 +2,10 @@
 
 Only the towers are ours: ``stacked_convs`` separable convs per tower whose weights are shared by all levels, each
 followed by a BN of its own per level and Swish, then a separable prediction conv. Anchors, target assignment,
-box coding, losses and NMS are mmdet's (``AnchorHead``), configured in the model config. The one change to the
-losses: their normaliser (the number of positive anchors) is averaged over all GPUs with mmdet's ``reduce_mean``, so
-every process divides by the same count (EfficientDet and mmdet's EfficientDet project do this).
+box coding, losses and post-processing are mmdet's (``AnchorHead``), configured in the model config. Two changes:
+the losses' normaliser (the number of positive anchors) is averaged over all GPUs with mmdet's ``reduce_mean``, so
+every process divides by the same count (EfficientDet and mmdet's EfficientDet project do this); hard NMS runs
+through torchvision (``mmdet_plugin.nms``), so no compiled mmcv kernel is needed on any device.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from mmdet.registry import MODELS
 from mmdet.utils import reduce_mean
 
 from .bifpn import EFFDET_NORM
+from .nms import TorchvisionNMSMixin
 
 EFFDET_ANCHORS = dict(
     type="AnchorGenerator", octave_base_scale=4, scales_per_octave=3, ratios=[0.5, 1.0, 2.0],
@@ -28,7 +30,7 @@ EFFDET_ANCHORS = dict(
 
 
 @MODELS.register_module()
-class EfficientDetHead(AnchorHead):
+class EfficientDetHead(TorchvisionNMSMixin, AnchorHead):
     """EfficientDet head.
 
     Args:

@@ -1,11 +1,12 @@
-"""Make a bnnas error the last line a user sees when mmdet's train/test scripts stop on it.
+"""Hand a bnnas error that stops mmdet's train/test script to ``tools/det.py``, which prints it as the last line.
 
 mmdet's ``tools/train.py`` and ``tools/test.py`` do not catch exceptions, so a ``BNNASError`` (a broken COCO file, a
 missing backbone checkpoint) ends in a long traceback whose useful part is one line in the middle, prefixed by
-mmengine's registry with ``class `X` in y.py:`` once per nesting level. :func:`install_excepthook` (run when the
-plugin is imported) replaces that traceback with ``error: <message>`` on stderr; ``BNNAS_TRACEBACK=1`` keeps the
-traceback above it. When ``BNNAS_ERROR_FILE`` names a file, the message goes there instead, and the parent process
-(``tools/det.py`` around ``mim``) prints it after everything mim printed.
+mmengine's registry with ``class `X` in y.py:`` once per nesting level. ``tools/det.py`` runs those scripts through
+mim in a child process with ``BNNAS_ERROR_FILE`` naming a file; only there does importing the plugin install
+:func:`_hook`, which writes the innermost ``BNNASError``'s message to that file (``BNNAS_TRACEBACK=1`` also prints
+the traceback) for the parent to print after everything mim printed. Anywhere else the plugin leaves
+``sys.excepthook`` alone.
 """
 
 from __future__ import annotations
@@ -38,29 +39,25 @@ def plugin_message(exc: BaseException | None) -> str | None:
 
 
 def _hook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    previous = _previous_hook or sys.__excepthook__
     msg = plugin_message(exc)
-    if msg is None:
-        (_previous_hook or sys.__excepthook__)(exc_type, exc, tb)
+    path = os.environ.get(ERROR_FILE_ENV)
+    if msg is None or not path:
+        previous(exc_type, exc, tb)
         return
     if os.environ.get(TRACEBACK_ENV):
-        (_previous_hook or sys.__excepthook__)(exc_type, exc, tb)
-    path = os.environ.get(ERROR_FILE_ENV)
-    if path:
-        try:
-            with open(path, "w") as f:
-                f.write(msg + "\n")
-            return  # the parent (tools/det.py) prints it after mim's output
-        except OSError:
-            pass  # then print it here
-    sys.stderr.flush()
-    sys.stderr.write(f"error: {msg}\n")
-    sys.stderr.flush()
+        previous(exc_type, exc, tb)
+    try:
+        with open(path, "w") as f:
+            f.write(msg + "\n")
+    except OSError:
+        previous(exc_type, exc, tb)  # the parent cannot print it: keep the traceback
 
 
-def install_excepthook() -> None:
-    """Route uncaught ``BNNASError`` through :func:`_hook` (idempotent; other exceptions keep the old hook)."""
+def install_excepthook_for_det_tool() -> None:
+    """Install :func:`_hook` when ``tools/det.py`` started this process (``BNNAS_ERROR_FILE`` set); idempotent."""
     global _previous_hook
-    if sys.excepthook is _hook:
+    if not os.environ.get(ERROR_FILE_ENV) or sys.excepthook is _hook:
         return
     _previous_hook = sys.excepthook
     sys.excepthook = _hook

@@ -9,6 +9,9 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 # The suite runs on the small digits set: point the built-in default away from Fashion-MNIST (subprocesses inherit
 # this); the Fashion-MNIST tests name their source explicitly.
 os.environ["BNNAS_FASHION_MNIST"] = str(ROOT / "tests" / "no-fashion-mnist")
+# Subprocesses (tools, torchrun, mim) import the checkout under test, also when another checkout is installed in the
+# venv, as pyproject's pythonpath does for this process.
+os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
 
 
 @pytest.fixture(scope="session")

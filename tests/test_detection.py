@@ -92,8 +92,26 @@ def test_backbone_frozen_stages_and_norm_eval():
     assert bns and not any(m.training for m in bns)
 
 
-def test_backbone_sync_bn_keeps_activations():
-    """sync_bn=True converts timm's fused BN+act layers without losing the activation (same outputs off-cluster)."""
+@pytest.fixture
+def process_group(tmp_path):
+    """A one-process gloo group, as mmengine's Runner starts before building the model of a distributed run."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def test_backbone_sync_bn_only_when_distributed():
+    """Without a process group, sync_bn=True leaves plain BN, as mmengine's Runner leaves SyncBN on one device."""
+    bb = BNNASBackbone(arch="bnnas-spos", sync_bn=True)
+    assert not any(isinstance(m, torch.nn.SyncBatchNorm) for m in bb.modules())
+
+
+def test_backbone_sync_bn_keeps_activations(process_group):
+    """sync_bn=True converts timm's fused BN+act layers without losing the activation (same outputs in eval)."""
     torch.manual_seed(0)
     plain = BNNASBackbone(arch="bnnas-spos").eval()
     synced = BNNASBackbone(arch="bnnas-spos", sync_bn=True)
@@ -272,7 +290,6 @@ def test_effdet_config_builds_and_counts_flops():
     assert cfg.model.backbone.arch == "bnnas-spos" and cfg.model.neck.num_repeats == 3
     assert cfg.auto_scale_lr.base_batch_size == 128 and cfg.optim_wrapper.optimizer.lr == 0.16
     assert cfg.optim_wrapper.paramwise_cfg.norm_decay_mult == 0 and cfg.optim_wrapper.clip_grad.max_norm == 10
-    assert cfg.model.neck.norm_cfg.type == "BN"  # SyncBN only when WORLD_SIZE > 1
     model = MODELS.build(cfg.model)
     assert list(model.neck.in_channels) == [56, 128, 432] == list(model.backbone.out_channels)
     from mmdet_plugin.complexity import detector_macs
@@ -282,11 +299,30 @@ def test_effdet_config_builds_and_counts_flops():
     assert macs["backbone"] > macs["neck"] > 0 and macs["bbox_head"] > 0
 
 
-def test_effdet_config_sync_bn_when_distributed(monkeypatch):
-    monkeypatch.setenv("WORLD_SIZE", "8")
+def test_effdet_config_sync_bn_reverted_by_runner_on_one_device(tmp_path):
+    """The D0 config states SyncBN everywhere, whatever the environment; mmengine's Runner turns it into BN when not
+    distributed, and the backbone keeps timm's fused BN+activation layers."""
+    from mmengine.runner import Runner
+    from timm.layers import BatchNormAct2d
+
     cfg = _cfg("bnnas_effdet.py")
     assert cfg.model.neck.norm_cfg.type == "SyncBN" and cfg.model.bbox_head.norm_cfg.type == "SyncBN"
-    assert cfg.model.backbone.sync_bn is True
+    assert cfg.model.backbone.sync_bn is True and "WORLD_SIZE" not in (CONFIGS / "bnnas_effdet.py").read_text()
+    assert any(isinstance(m, torch.nn.SyncBatchNorm) for m in MODELS.build(cfg.model).neck.modules())
+    cfg.work_dir = str(tmp_path)
+    model = Runner.from_cfg(cfg).model
+    assert not any(isinstance(m, torch.nn.SyncBatchNorm) for m in model.modules())
+    fused = [m for m in model.backbone.modules() if isinstance(m, BatchNormAct2d)]
+    assert fused and any(not isinstance(m.act, torch.nn.Identity) for m in fused)
+
+
+def test_effdet_builds_the_backbone_once(monkeypatch):
+    built = []
+    init = BNNASBackbone.__init__
+    monkeypatch.setattr(BNNASBackbone, "__init__", lambda self, *a, **k: (built.append(1), init(self, *a, **k))[1])
+    model = MODELS.build(_cfg("bnnas_effdet.py").model)
+    assert len(built) == 1 and list(model.neck.in_channels) == list(model.backbone.out_channels)
+    assert [name for name, _ in model.named_children()][-3:] == ["backbone", "neck", "bbox_head"]
 
 
 def test_channels_last_gives_same_outputs():

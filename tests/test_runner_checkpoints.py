@@ -21,7 +21,7 @@ from mmengine.hooks import Hook  # noqa: E402
 from mmengine.registry import HOOKS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-import mmdet_plugin  # noqa: E402,F401  (registers the plugin, the safe globals and the excepthook)
+import mmdet_plugin  # noqa: E402,F401  (registers the plugin and the safe globals)
 from bnnas.core.arch import Arch  # noqa: E402
 from bnnas.export import export_backbone  # noqa: E402
 from bnnas.outputs.checkpoint import atomic_save  # noqa: E402

@@ -29,6 +29,8 @@ _SPECS: dict[str, tuple[str, dict[str, Any]]] = {
     "batch-size": ("--batch-size", {"type": cli.positive_int, "default": None, "help": "per-process batch"}),
     "epochs": ("--epochs", {"type": cli.positive_int, "default": None, "help": "training epochs"}),
     "lr": ("--lr", {"type": cli.positive_float, "default": None, "help": "peak learning rate"}),
+    "limit-train": ("--limit-train", {"type": cli.positive_int, "default": None,
+                                      "help": "train on this many training images (the same ones for every seed)"}),
     "quiet": ("--quiet", {"action": "store_true",
                           "help": "no progress bars on a terminal, no step lines in a log"}),
     "debug": ("--debug", {"action": "store_true", "help": "show the full traceback of an error"}),

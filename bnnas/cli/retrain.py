@@ -28,6 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="arch.json from tools/search.py, or a preset: bnnas-spos, spos, abs-fairnas")
     g.add_argument("--se", action="store_true", help="add squeeze-excitation to every MBConv (the paper's +SE model)")
     flags.add(g, "data")
+    flags.add(g, "limit-train")
     g.add_argument("--input-size", type=cli.int_at_least(8), default=None,
                    help="training/eval resolution (default: the arch's space, e.g. 32 spos-small, 224 spos-imagenet)")
     g = p.add_argument_group("recipe")
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
     builtin = is_builtin(args.data)
     cli.set_threads(args.threads, args.data, device)
     input_size = args.input_size or arch.space.input_size
-    data = build_classification_data(args.data, input_size, 0, args.seed)
+    data = build_classification_data(args.data, input_size, 0, args.seed, limit_train=args.limit_train)
     searched_classes = arch.space.num_classes
     if arch.space.num_classes != data.num_classes:
         arch = load_arch(args.arch, num_classes=data.num_classes)

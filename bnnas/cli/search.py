@@ -47,9 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--space", default=None, help=f"search space, overrides the recipe's: {', '.join(list_spaces())}")
     g.add_argument("--holdout", type=cli.nonneg_int, default=0,
                    help="training images held out for the spos-acc indicator")
-    g.add_argument("--limit-train", type=cli.positive_int, default=None,
-                   help="train the supernet on this many training images (the same for every seed); overrides the "
-                        "recipe's (small-data: 12000 of Fashion-MNIST's 60000, so 10 epochs fit in minutes on a CPU)")
+    flags.add(g, "limit-train",
+              help="train the supernet on this many training images (the same for every seed); overrides the "
+                   "recipe's (small-data: 12000 of Fashion-MNIST's 60000, so 10 epochs fit in minutes on a CPU)")
     g = p.add_argument_group("supernet")
     g.add_argument("--supernet", default=None, help="reuse a trained supernet checkpoint instead of training")
     flags.add(g, "epochs", default=10, help="supernet epochs (paper: 10 for SPOS, 15 for FairNAS)")

@@ -76,8 +76,7 @@ def add_rank_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-flops", type=cli.positive_float, default=None, help="sample subnets up to this many MFLOPs")
     g.add_argument("--holdout", type=cli.nonneg_int, default=None,
                    help=f"training images held out for spos-acc (default: {defaults.describe('supernet', 'holdout')})")
-    g.add_argument("--limit-train", type=cli.positive_int, default=None,
-                   help="train supernets and subnets on only this many training images (quick checks)")
+    flags.add(g, "limit-train", help="train supernets and subnets on only this many training images (quick checks)")
     _proxy_args(p)
     g = p.add_argument_group("supernets and indicators")
     g.add_argument("--indicators", default=None,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import signal
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +31,9 @@ from bnnas.training.distributed import DistInfo, barrier
 from bnnas.training.engine import autocast
 
 log = logging.getLogger("bnnas")
+# Set to N, every process of a run SIGKILLs itself right after global step N (and the checkpoint that step writes, if
+# any): a crash at a known point, for the tests that resume after one.
+KILL_AFTER_STEP_ENV = "BNNAS_KILL_AFTER_STEP"
 
 LOG_EVERY = 50  # steps between progress lines when no bar is drawn (output to a file or a pipe), as timm logs
 
@@ -147,6 +152,8 @@ class Trainer:
         self.history: list[EpochRecord] = []
         self.seconds = 0.0  # training + evaluation time over all sessions
         self.clip_norm = 0.0  # gradient-norm clip of the default step (0 = off)
+        kill = os.environ.get(KILL_AFTER_STEP_ENV)
+        self.kill_after_step = int(kill) if kill else None
         # within-epoch sums (loss x images, correct, images), kept on the device: reading them every step would
         # make the host wait for the GPU instead of queueing the next step
         self._running = torch.zeros(3, dtype=torch.float64, device=device)
@@ -239,6 +246,8 @@ class Trainer:
                 if mid_epoch and stop:
                     bar.close()
                     return True
+                if self.global_step == self.kill_after_step:
+                    os.kill(os.getpid(), signal.SIGKILL)
             bar.close()
             loss, acc = self._train_stats()
             lr = self.lr
