@@ -85,3 +85,18 @@ def test_a_space_that_fixes_the_transitions_holds_243_keys(table):
     res = table.restricted_to(get_space("nas-bench-macro-res"))
     assert len(res) == 243 and all(k[0] == k[2] == k[5] == "1" for k in res.keys)
     assert np.array_equal(flops_table(res.space).batch(res.choices), res.flops)
+
+
+def test_a_search_in_a_benchmark_space_reports_the_published_accuracy(table):
+    from bnnas.cli.search_report import _benchmark_line, _published
+
+    arch = load_arch("nas-bench-macro:11111111")
+    info = _published(arch, 55e6)
+    row = table.row("11111111")
+    assert info["acc"] == table.mean_acc[row] and info["archs"] == 6561
+    band = (table.flops <= 55e6) & (table.flops >= 0.9 * 55e6)
+    assert info["band_n"] == band.sum()
+    assert info["percentile"] == pytest.approx(100 * np.mean(table.mean_acc[band] <= table.mean_acc[row]))
+    assert "searched on proxy data: fashion-mnist" in _benchmark_line(info, "fashion-mnist")
+    res = _published(Arch.from_key(get_space("nas-bench-macro-res"), "11111111"), 55e6)
+    assert res["archs"] == 243 and res["band_n"] < info["band_n"]

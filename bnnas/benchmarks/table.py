@@ -40,6 +40,11 @@ BENCHMARKS: dict[str, BenchmarkInfo] = {
 }
 
 
+def same_dataset(data_name: str, dataset: str) -> bool:
+    """Whether a data set's name (``cifar10``) names a table's data set (``CIFAR-10``)."""
+    return data_name.replace("-", "").lower() == dataset.replace("-", "").lower()
+
+
 def canonical_key(space: SearchSpace, key: str) -> str:
     """The key of the network a benchmark actually trained for ``key``: inside each stage (a shape-changing layer
     and the stride-1 layers after it) the stride-1 identities move to the end, which leaves the function unchanged."""

@@ -94,8 +94,9 @@ def _benchmark_line(b: dict, data: str) -> str:
     if b.get("percentile") is not None:
         text += (f"; percentile {b['percentile']:.0f} among the {b['band_n']} archs of this space within 10% below "
                  f"the budget (best {b['band_best']:.2f}%, median {b['band_median']:.2f}%)")
-    same = data.replace("-", "").lower() == b["dataset"].replace("-", "").lower()
-    return text + ("" if same else f" -- searched on proxy data: {data}")
+    from bnnas.benchmarks import same_dataset
+
+    return text + ("" if same_dataset(data, b["dataset"]) else f" -- searched on proxy data: {data}")
 
 
 def _evidence_lines(s: dict) -> list[str]:

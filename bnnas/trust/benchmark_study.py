@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bnnas.benchmarks import BenchmarkTable
+from bnnas.benchmarks import BenchmarkTable, same_dataset
 from bnnas.core.space import get_space
 from bnnas.data import ClassificationData
 from bnnas.errors import BNNASError
@@ -49,8 +49,7 @@ def data_role(table: BenchmarkTable, data: ClassificationData | None) -> str:
     """``in-domain`` when the supernets train on the table's own data set, else ``proxy data: NAME``."""
     if data is None:
         return "data-free"
-    same = data.name.replace("-", "").lower() == table.info.dataset.replace("-", "").lower()
-    return "in-domain" if same else f"proxy data: {data.name}"
+    return "in-domain" if same_dataset(data.name, table.info.dataset) else f"proxy data: {data.name}"
 
 
 def indicator_specs(requested: tuple[str, ...]) -> tuple[str, ...]:
