@@ -59,8 +59,9 @@ RANK_DESCRIPTION = ("Rank correlation of indicators with from-scratch accuracy o
 
 
 def add_rank_arguments(p: argparse.ArgumentParser) -> None:
+    from bnnas.trust.benchmark_study import BOOTSTRAP_RESAMPLES as BENCHMARK_RESAMPLES
     from bnnas.trust.benchmark_study import DEFAULT_INDICATORS as BENCHMARK_INDICATORS
-    from bnnas.trust.correlation import DEFAULT_INDICATORS
+    from bnnas.trust.correlation import BOOTSTRAP_RESAMPLES, DEFAULT_INDICATORS
 
     g = p.add_argument_group("data and subnets")
     flags.add(g, "data")
@@ -97,8 +98,8 @@ def add_rank_arguments(p: argparse.ArgumentParser) -> None:
                    help="initial gamma of each residual candidate's indicator BN in the BN-only supernets "
                         "(1: paper; 0: tools/search.py's small-data recipe)")
     g.add_argument("--bootstrap", type=cli.nonneg_int, default=None,
-                   help="bootstrap resamples for the 95%% CIs (0: none; default: 2000, or 300 with --benchmark, whose "
-                        "tables hold thousands of archs)")
+                   help=f"bootstrap resamples for the 95%% CIs (0: none; default: {BOOTSTRAP_RESAMPLES}, or "
+                        f"{BENCHMARK_RESAMPLES} with --benchmark, whose tables hold thousands of archs)")
     g.add_argument("--supernet-bn", default=None, help="reuse a BN-only supernet checkpoint")
     g.add_argument("--supernet-bnall", default=None,
                    help="reuse a BN-only supernet checkpoint trained with every BN (--bn-params all)")
