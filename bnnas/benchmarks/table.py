@@ -48,11 +48,14 @@ def same_dataset(data_name: str, dataset: str) -> bool:
 def canonical_key(space: SearchSpace, key: str) -> str:
     """The key of the network a benchmark actually trained for ``key``: inside each stage (a shape-changing layer
     and the stride-1 layers after it) the stride-1 identities move to the end, which leaves the function unchanged."""
-    arch = Arch.from_key(space, key)
+    return _canonical(space, key, Arch.from_key(space, key).ops)
+
+
+def _canonical(space: SearchSpace, key: str, ops: list[str]) -> str:
     out: list[str] = []
     stage: list[str] = []
     idle: list[str] = []
-    for digit, op, layer in zip(key, arch.ops, space.layers):
+    for digit, op, layer in zip(key, ops, space.layers):
         if layer.stride != 1 or layer.cin != layer.cout:
             out += stage + idle
             stage, idle = [digit], []
@@ -122,8 +125,9 @@ def table_from_dict(info: BenchmarkInfo, raw: dict, num_classes: int | None = No
         params = np.array([r["params"] for r in rows], dtype=np.int64)
     except (KeyError, TypeError, ValueError) as e:
         raise BNNASError(f"{info.name}: a row lacks test_acc/flops/params or they are ragged ({e})") from None
-    choices = np.array([Arch.from_key(space, k).choices for k in keys], dtype=np.int64)
-    canonical = tuple(canonical_key(space, k) for k in keys)
+    archs = [Arch.from_key(space, k) for k in keys]  # parsed once for both the choices and the canonical keys
+    choices = np.array([a.choices for a in archs], dtype=np.int64)
+    canonical = tuple(_canonical(space, k, a.ops) for k, a in zip(keys, archs))
     return BenchmarkTable(info, space, keys, choices, accs, mean, flops, params, canonical)
 
 
