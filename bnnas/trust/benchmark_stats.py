@@ -10,23 +10,12 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy import stats
+
+from bnnas.trust.rank_stats import kendall_tau, spearman_rho
 
 BUDGET_QUANTILES = (0.25, 0.50, 0.75)
 BAND = 0.10  # a budget's band: archs within 10 % below it
 DECILES = 10
-
-
-def _tau(x: np.ndarray, y: np.ndarray) -> float:
-    with warnings.catch_warnings():  # constant inputs: NaN is the answer, the warning is noise
-        warnings.simplefilter("ignore")
-        return float(stats.kendalltau(x, y).statistic)
-
-
-def _rho(x: np.ndarray, y: np.ndarray) -> float:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return float(stats.spearmanr(x, y).statistic)
 
 
 def flops_deciles(flops: np.ndarray, n: int = DECILES) -> np.ndarray:
@@ -37,7 +26,7 @@ def flops_deciles(flops: np.ndarray, n: int = DECILES) -> np.ndarray:
 
 def within_decile_tau(scores: np.ndarray, acc: np.ndarray, deciles: np.ndarray) -> tuple[float, list[float]]:
     """Unweighted mean of Kendall tau-b inside each FLOPs decile (deciles where tau is undefined are skipped)."""
-    per = [_tau(scores[deciles == d], acc[deciles == d]) for d in np.unique(deciles)]
+    per = [kendall_tau(scores[deciles == d], acc[deciles == d]) for d in np.unique(deciles)]
     finite = [t for t in per if np.isfinite(t)]
     return (float(np.mean(finite)) if finite else float("nan")), per
 
@@ -71,7 +60,7 @@ def ranking_stats(scores, acc, flops, budget_values: list[float] | None = None,
     deciles = flops_deciles(flops) if deciles is None else deciles
     budget_values = budgets(flops) if budget_values is None else budget_values
     mean_dec, per_dec = within_decile_tau(scores, acc, deciles)
-    return {"n": int(len(acc)), "kendall_tau": _tau(scores, acc), "spearman_rho": _rho(scores, acc),
+    return {"n": int(len(acc)), "kendall_tau": kendall_tau(scores, acc), "spearman_rho": spearman_rho(scores, acc),
             "decile_tau": mean_dec, "decile_taus": per_dec,
             "budgets": [{"budget": b, **budgeted_pick(scores, acc, band_mask(flops, b))} for b in budget_values]}
 
@@ -112,8 +101,8 @@ def bootstrap_ranking_stats(scores, acc, flops, n_resamples: int, seed: int = 0,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         decile_tau = np.nanmean(np.stack(dec, 1), 1)
-    draws = {"kendall_tau": [_tau(scores[i], acc[i]) for i in idx],
-             "spearman_rho": [_rho(scores[i], acc[i]) for i in idx], "decile_tau": decile_tau}
+    draws = {"kendall_tau": [kendall_tau(scores[i], acc[i]) for i in idx],
+             "spearman_rho": [spearman_rho(scores[i], acc[i]) for i in idx], "decile_tau": decile_tau}
     picks = []
     for b in budget_values:
         band = band_mask(flops, b)
