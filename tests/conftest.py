@@ -1,5 +1,8 @@
+import gzip
 import os
 from pathlib import Path
+
+import numpy as np
 
 import pytest
 import torch
@@ -39,3 +42,20 @@ def one_line_error(rc: int, err: str, *needles: str) -> str:
     for n in needles:
         assert n in lines[0], lines[0]
     return lines[0]
+
+
+def write_fake_fashion(src: Path, n_train: int, n_test: int) -> Path:
+    """A Fashion-MNIST install in the Debian package's layout (idx files, gzipped) of random images."""
+    src.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        _write_idx(src / f"{split}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
+        _write_idx(src / f"{split}-labels-idx1-ubyte.gz", np.arange(n) % 10)
+    return src
+
+
+def _write_idx(path: Path, arr: np.ndarray) -> None:
+    """The standard idx format (big-endian header: 0, 0, type 0x08 = ubyte, ndim; then each dim), gzipped."""
+    header = bytes([0, 0, 0x08, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + arr.astype(np.uint8).tobytes())

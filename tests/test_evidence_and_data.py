@@ -16,25 +16,15 @@ from bnnas.core.space import get_space
 from bnnas.core.supernet import Supernet
 from bnnas.training.supernet_trainer import init_branch_gammas
 
+from conftest import write_fake_fashion
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _write_idx(path: Path, arr: np.ndarray) -> None:
-    """Write the standard idx format (big-endian header: 0, 0, type 0x08 = ubyte, ndim; then each dim) gzipped."""
-    header = bytes([0, 0, 0x08, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + arr.astype(np.uint8).tobytes())
 
 
 @pytest.fixture
 def fake_fashion(tmp_path, monkeypatch):
     """A Fashion-MNIST install in the Debian package's layout, 40 train / 20 test images, and a private cache."""
-    src = tmp_path / "fashion-mnist"
-    src.mkdir()
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 40), ("t10k", 20)):
-        _write_idx(src / f"{split}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
-        _write_idx(src / f"{split}-labels-idx1-ubyte.gz", np.arange(n) % 10)
+    src = write_fake_fashion(tmp_path / "fashion-mnist", 40, 20)
     monkeypatch.setattr(ds, "FASHION_MNIST_DIR", src)
     monkeypatch.setenv("BNNAS_CACHE", str(tmp_path / "cache"))
     return src

@@ -28,6 +28,7 @@ class BenchmarkInfo:
     source: str
     licence: str
     description: str
+    reference: str = ""  # a published table of the same keys this one is compared with
 
 
 BENCHMARKS: dict[str, BenchmarkInfo] = {
@@ -36,6 +37,13 @@ BENCHMARKS: dict[str, BenchmarkInfo] = {
         source="Su et al., CVPR 2021; repository xiusu/NAS-Bench-Macro, data/nas-bench-macro_cifar10.json",
         licence="Apache-2.0 (bnnas/benchmarks/data/LICENSE-nas-bench-macro)",
         description="6561 archs of 8 layers (identity / k3e3 / k5e6), CIFAR-10, 50 epochs, 3 seeds, best test top-1",
+    ),
+    "nas-bench-macro-fmnist": BenchmarkInfo(
+        name="nas-bench-macro-fmnist", space="nas-bench-macro-res-half", file="nas-bench-macro-half_fashion-mnist.json",
+        dataset="Fashion-MNIST", source="made by `bnnas ground-truth` (the command is in the file's meta)",
+        licence="as bnnas", description="16 keys of nas-bench-macro-res at half width and 28 px, trained on a "
+                                        "Fashion-MNIST subset with the benchmark's recipe; final test top-1 per seed",
+        reference="nas-bench-macro",
     ),
 }
 
@@ -74,11 +82,12 @@ class BenchmarkTable:
     space: SearchSpace
     keys: tuple[str, ...]
     choices: np.ndarray  # (N, L) indices into each layer's choices
-    accs: np.ndarray  # (N, S) per-seed accuracy
+    accs: np.ndarray  # (N, S) per-seed accuracy (NaN where a key has fewer seeds)
     mean_acc: np.ndarray  # (N,)
     flops: np.ndarray  # (N,) as published
     params: np.ndarray  # (N,) as published
     canonical: tuple[str, ...]  # the key of the network trained for each key
+    groups: tuple[str, ...] = ()  # our own tables: "band" (inside one FLOPs band) or "spread" per key
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -88,11 +97,17 @@ class BenchmarkTable:
         """Mask of the rows that are the trained networks themselves (one per equivalence class)."""
         return np.array([k == c for k, c in zip(self.keys, self.canonical)])
 
+    @property
+    def band(self) -> np.ndarray:
+        """Mask of the keys a ground truth drew inside one FLOPs band (none for a published table)."""
+        return np.array([g == "band" for g in self.groups], dtype=bool) if self.groups else np.zeros(len(self), bool)
+
     def subset(self, mask: np.ndarray) -> "BenchmarkTable":
         idx = np.flatnonzero(mask) if np.asarray(mask).dtype == bool else np.asarray(mask)
         return BenchmarkTable(self.info, self.space, tuple(self.keys[i] for i in idx), self.choices[idx],
                               self.accs[idx], self.mean_acc[idx], self.flops[idx], self.params[idx],
-                              tuple(self.canonical[i] for i in idx))
+                              tuple(self.canonical[i] for i in idx),
+                              tuple(self.groups[i] for i in idx) if self.groups else ())
 
     def restricted_to(self, space: SearchSpace) -> "BenchmarkTable":
         """The rows ``space`` can express (a space that fixes some layers holds part of the table), with
@@ -102,7 +117,7 @@ class BenchmarkTable:
         sub = self.subset(keep)
         choices = np.array([Arch.from_key(space, k).choices for k in sub.keys], dtype=np.int64).reshape(len(sub), -1)
         return BenchmarkTable(self.info, space, sub.keys, choices, sub.accs, sub.mean_acc, sub.flops, sub.params,
-                              sub.canonical)
+                              sub.canonical, sub.groups)
 
     def row(self, key: str) -> int:
         try:
@@ -114,21 +129,28 @@ class BenchmarkTable:
 def table_from_dict(info: BenchmarkInfo, raw: dict, num_classes: int | None = None) -> BenchmarkTable:
     """Check and index a table read from JSON; a malformed row is a one-line error naming it."""
     space = get_space(info.space, num_classes)
+    if "archs" in raw:  # our own tables: {"meta": how it was made, "archs": the rows}
+        raw = raw["archs"]
     keys = tuple(sorted(raw))
     if not keys:
         raise BNNASError(f"{info.name}: the table is empty")
     try:
         rows = [raw[k] for k in keys]
-        accs = np.array([r["test_acc"] for r in rows], dtype=np.float64)
-        mean = np.array([r.get("mean_acc", np.mean(r["test_acc"])) for r in rows], dtype=np.float64)
+        seeds = max(len(r["test_acc"]) for r in rows)
+        # our own tables give band keys more seeds than the rest: missing seeds are NaN
+        accs = np.array([list(r["test_acc"]) + [np.nan] * (seeds - len(r["test_acc"])) for r in rows],
+                        dtype=np.float64)
+        mean = np.array([r.get("mean_acc", np.nanmean(accs[i])) for i, r in enumerate(rows)], dtype=np.float64)
         flops = np.array([r["flops"] for r in rows], dtype=np.int64)
         params = np.array([r["params"] for r in rows], dtype=np.int64)
+        groups = tuple(str(r.get("group", "")) for r in rows)
     except (KeyError, TypeError, ValueError) as e:
         raise BNNASError(f"{info.name}: a row lacks test_acc/flops/params or they are ragged ({e})") from None
     archs = [Arch.from_key(space, k) for k in keys]  # parsed once for both the choices and the canonical keys
     choices = np.array([a.choices for a in archs], dtype=np.int64)
     canonical = tuple(_canonical(space, k, a.ops) for k, a in zip(keys, archs))
-    return BenchmarkTable(info, space, keys, choices, accs, mean, flops, params, canonical)
+    return BenchmarkTable(info, space, keys, choices, accs, mean, flops, params, canonical,
+                          groups if any(groups) else ())
 
 
 @lru_cache(maxsize=4)

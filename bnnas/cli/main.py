@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "export a retrained subnet's backbone for mmdet"),
     "verify": ("verify", "does the searched arch beat random archs of its budget?"),
     "stability": ("stability", "do search runs that differ only in their seed agree?"),
+    "ground-truth": ("ground_truth", "train archs of a benchmark space on built-in data; write the table"),
     "correlate": ("trust", "indicator vs trained accuracy; early-bird stop vs full run"),
     "bias": ("trust", "conv share picked in the biased vs unbiased space"),
     "bench": ("bench", "the benchmark table (bench/run.py of a checkout)"),

@@ -40,6 +40,7 @@ class ProxyConfig:
     seed: int = 0
     repeats: int = 1  # train each subnet with this many seeds and average (reduces training noise)
     workers: int = 0
+    channels_last_cpu: bool = False  # about 1.6x faster depthwise convs on CPU (other float sums)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,7 +76,7 @@ def _train_once(arch: Arch, train: Dataset, val: Dataset, cfg: ProxyConfig, seed
                               collate_fn=collate_fn, device_transform=device_transform)
     trainer = ProxyTrainer(arch, data, replace(cfg, seed=seed), device)
     trainer.train_epochs()
-    ev = evaluate(trainer.model, val, device)
+    ev = evaluate(trainer.model, val, device, channels_last=trainer.channels_last)
     return {"acc": ev["top1"], "val_loss": ev["loss"],
             "train_loss": trainer.history[-1].train_loss if trainer.history else float("nan")}
 

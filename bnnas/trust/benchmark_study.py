@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bnnas.benchmarks import BenchmarkTable, same_dataset
+from bnnas.benchmarks import BenchmarkTable, load_benchmark, same_dataset
 from bnnas.core.space import get_space
 from bnnas.data import ClassificationData
 from bnnas.errors import BNNASError
@@ -28,8 +28,12 @@ from bnnas.indicators.registry import BASELINES
 from bnnas.outputs.checkpoint import atomic_write_text
 from bnnas.outputs.table import markdown_table
 from bnnas.training.distributed import DistInfo
-from bnnas.trust.benchmark_stats import BAND, BUDGET_QUANTILES, bootstrap_ranking_stats, ranking_stats
-from bnnas.trust.correlation import StudyConfig, obtain_supernets, parse_indicator_spec, score_indicator
+from bnnas.trust.benchmark_stats import (BAND, BUDGET_QUANTILES, bootstrap_ranking_stats, budgeted_pick,
+                                         ranking_stats)
+from bnnas.trust.correlation import (StudyConfig, bootstrap_ci, obtain_supernets, parse_indicator_spec,
+                                     score_indicator)
+from bnnas.trust.rank_stats import kendall_tau
+from bnnas.trust.table_quality import table_quality
 
 log = logging.getLogger("bnnas")
 
@@ -81,6 +85,12 @@ def _measure(scores: np.ndarray, table: BenchmarkTable, rows: np.ndarray, resamp
         if resamples:
             res["ci"] = bootstrap_ranking_stats(s, table.mean_acc[r], table.flops[r], resamples, seed)
         out[name] = res
+    band = table.band[rows]
+    if band.sum() >= 3:  # our own tables: how the indicator ranks the archs of one budget
+        s, acc = scores[band], table.mean_acc[rows[band]]
+        out["band"] = {"n": int(band.sum()), "kendall_tau": kendall_tau(s, acc),
+                       "pick": budgeted_pick(s, acc, np.ones(len(s), dtype=bool)),
+                       **bootstrap_ci([(s, acc)], resamples, seed)}
     return out
 
 
@@ -118,8 +128,7 @@ def run_benchmark_study(table: BenchmarkTable, data: ClassificationData | None, 
                  " ".join(f"{b['pick_percentile']:.0f}" for b in a["budgets"] if b["pick_percentile"] is not None))
     doc = {
         "format": FORMAT, "benchmark": table.info.name, "source": table.info.source, "licence": table.info.licence,
-        "ground_truth": f"mean test top-1 over {table.accs.shape[1]} seeds on {table.info.dataset} "
-                        "(the published table)",
+        "ground_truth": _ground_truth_line(table),
         "space": space.name, "data": None if data is None else data.name, "data_role": data_role(table, data),
         "keys": len(table), "distinct_networks": int(table.distinct.sum()), "sample": int(len(sample)),
         "budget_quantiles": list(BUDGET_QUANTILES), "band": BAND, "seed": study.seed,
@@ -127,9 +136,19 @@ def run_benchmark_study(table: BenchmarkTable, data: ClassificationData | None, 
         "supernets": {k: {kk: vv for kk, vv in i.items() if kk != "history"} for k, (_, i) in supernets.items()},
         "indicators": indicators, "wall_seconds": time.perf_counter() - t_all,
     }
+    if table.groups:
+        ref = load_benchmark(table.info.reference) if table.info.reference else None
+        doc["table_quality"] = table_quality(table, ref, study.bootstrap_resamples, study.seed)
     doc["files"] = write_outputs(doc, work_dir)
     atomic_write_text(work_dir / "correlation.json", json.dumps(doc, indent=2) + "\n")
     return doc
+
+
+def _ground_truth_line(table: BenchmarkTable) -> str:
+    if table.groups:
+        return (f"mean final test top-1 over up to {table.accs.shape[1]} seeds on {table.info.dataset} (our own "
+                f"table, {table.info.source}; {int(table.band.sum())} keys inside one FLOPs band)")
+    return f"mean test top-1 over {table.accs.shape[1]} seeds on {table.info.dataset} (the published table)"
 
 
 # -- outputs ---------------------------------------------------------------------------------------------------------
@@ -184,7 +203,50 @@ def write_outputs(doc: dict, work_dir: Path) -> dict:
         md += ["Budgets: " + "; ".join(f"{b['budget'] / 1e6:.1f} MFLOPs: {b['n']} archs in the band, best "
                                        f"{b['best_acc']:.2f} %, median {b['median_acc']:.2f} %"
                                        for b in first["budgets"] if b["n"]), ""]
+    if "table_quality" in doc:
+        md += quality_lines(doc) + ["", "## Inside the band", "",
+                                    markdown_table(band_rows(doc), ("indicator", "band archs", "band tau [95% CI]",
+                                                                    "band pick pct")), ""]
     md += [f"![summary]({files['plot']})", ""]
     atomic_write_text(work_dir / "correlation.md", "\n".join(md))
     files["report"] = "correlation.md"
     return files
+
+
+def band_rows(doc: dict) -> list[tuple[str, ...]]:
+    """One row per indicator: its tau among the band's archs and the percentile of its pick there."""
+    rows = []
+    for spec, r in doc["indicators"].items():
+        b = r.get("band")
+        if b:
+            pick = b["pick"]["pick_percentile"]
+            rows.append((spec, str(b["n"]), f"{_num(b['kendall_tau'])} {_ci(b.get('kendall_tau_ci'))}",
+                         "n/a" if pick is None else f"{pick:.0f}"))
+    return rows
+
+
+def quality_lines(doc: dict) -> list[str]:
+    """The ground truth's own trustworthiness: seed agreement, the band's headroom, agreement with the reference."""
+    q = doc["table_quality"]
+    out = ["## The ground truth itself", ""]
+    for key, what in (("seed_agreement", "all keys"), ("band_seed_agreement", "band")):
+        a = q.get(key)
+        if a:
+            out.append(f"- Seed tau ({what}, {a['repeats']} seeds): {_num(a['kendall_tau'], 2)} "
+                       f"{_ci(a.get('kendall_tau_ci'))}; mean seed sd {a['mean_seed_std']:.2f} pp, spread of the "
+                       f"means {a['spread_of_means']:.2f} pp.")
+    h = q.get("band_headroom")
+    if h:
+        verdict = "the band's archs differ beyond seed noise" if h["differ"] else (
+            "the band's archs do not differ detectably beyond seed noise: no indicator can pick among them here")
+        out.append(f"- Band headroom: ANOVA p {h['anova_p']:.3g}, ICC(1) {h['icc']:.2f} "
+                   f"[{h['icc_ci'][0]:.2f}, {h['icc_ci'][1]:.2f}], arch sd {h['arch_sd']:.2f} pp vs seed sd "
+                   f"{h['seed_sd']:.2f} pp: {verdict}.")
+    r = q.get("reference_agreement")
+    if r:
+        line = (f"- Against {r['reference']} ({r['dataset']}) on the same {r['keys']} keys: tau "
+                f"{_num(r['kendall_tau'], 2)} {_ci(r.get('kendall_tau_ci'))}")
+        if "band" in r:
+            line += f"; inside the band {_num(r['band']['kendall_tau'], 2)} {_ci(r['band'].get('kendall_tau_ci'))}"
+        out.append(line + ".")
+    return out
