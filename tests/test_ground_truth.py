@@ -187,3 +187,17 @@ def test_correlate_reads_our_table_with_its_band_and_its_own_quality(tmp_path):
     assert q["reference_agreement"]["reference"] == "nas-bench-macro" and q["reference_agreement"]["keys"] == len(t)
     md = (out / "correlation.md").read_text()
     assert "The ground truth itself" in md and "Inside the band" in md
+
+
+def test_a_search_in_the_half_width_space_reads_our_table():
+    from bnnas.cli.search_report import _benchmark_line, _published
+
+    space = get_space(SPACE)
+    t = load_benchmark("nas-bench-macro-fmnist")
+    inside = _published(Arch.from_key(space, t.keys[0]), None)
+    assert inside["acc"] == t.mean_acc[0] and inside["archs"] == len(t)
+    line = _benchmark_line(inside, "fashion-mnist")
+    assert "nas-bench-macro-fmnist" in line and "proxy data" not in line  # in-domain: searched on its own data
+    missing = next(Arch(space, c) for c in np.ndindex(*[len(l.choices) for l in space.layers])
+                   if Arch(space, c).benchmark_key not in t.keys)
+    assert "is not among the 16 archs" in _benchmark_line(_published(missing, 12e6), "fashion-mnist")

@@ -26,7 +26,7 @@ from bnnas.data.datasets import BUILTIN_DATASETS, is_builtin
 from bnnas.errors import BNNASError
 from bnnas.outputs.workdir import hold_work_dir
 from bnnas.training.distributed import init_distributed
-from bnnas.trust.ground_truth import GroundTruthConfig
+from bnnas.trust.ground_truth import GroundTruthConfig, TableTarget
 from bnnas.trust.ground_truth import run as run_ground_truth
 
 DEFAULT_BENCHMARK = "nas-bench-macro-fmnist"
@@ -85,9 +85,10 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict | None:
     hold_work_dir(stack, work, dist.is_main, dist.enabled)
     cli.set_threads(args.threads, "fashion-mnist", device)
     data = build_classification_data(_builtin_name(info.dataset), space.input_size)
-    command = "bnnas ground-truth " + " ".join(shlex.quote(a) for a in sys.argv[2:] if a)
-    return run_ground_truth(space, data, cfg, work, Path(args.out) if args.out else None, args.benchmark, command,
-                            device, dist)
+    given = sys.argv[sys.argv.index("ground-truth") + 1:] if "ground-truth" in sys.argv else sys.argv[1:]
+    command = shlex.join(["bnnas", "ground-truth", *given])
+    target = TableTarget(args.benchmark, command, Path(args.out) if args.out else None)
+    return run_ground_truth(space, data, cfg, work, target, device, dist)
 
 
 def main(argv: list[str] | None = None) -> int:

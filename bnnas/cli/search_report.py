@@ -83,13 +83,17 @@ def _published(arch: Arch, budget: float | None) -> dict | None:
     from bnnas.trust.benchmark_stats import arch_in_table
 
     table = load_benchmark(arch.space.benchmark).restricted_to(arch.space)
-    info = arch_in_table(arch.benchmark_key, table.keys, table.mean_acc, table.flops, budget)
-    return {"name": table.info.name, "dataset": table.info.dataset, "seeds": int(table.accs.shape[1]),
-            "archs": len(table), **info}
+    head = {"name": table.info.name, "dataset": table.info.dataset, "seeds": int(table.accs.shape[1]),
+            "archs": len(table)}
+    if arch.benchmark_key not in table.keys:  # our own tables hold a few keys only
+        return {**head, "key": arch.benchmark_key, "acc": None}
+    return {**head, **arch_in_table(arch.benchmark_key, table.keys, table.mean_acc, table.flops, budget)}
 
 
 def _benchmark_line(b: dict, data: str) -> str:
-    text = (f"published {b['dataset']} accuracy of this arch ({b['name']} key {b['key']}, {b['seeds']} seeds): "
+    if b["acc"] is None:
+        return f"this arch (key {b['key']}) is not among the {b['archs']} archs of the {b['name']} table"
+    text = (f"{b['dataset']} accuracy of this arch in {b['name']} (key {b['key']}, {b['seeds']} seeds): "
             f"{b['acc']:.2f}%")
     if b.get("percentile") is not None:
         text += (f"; percentile {b['percentile']:.0f} among the {b['band_n']} archs of this space within 10% below "

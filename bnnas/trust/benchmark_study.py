@@ -163,7 +163,10 @@ def _num(v, digits: int = 3) -> str:
 
 
 def table_rows(doc: dict, which: str = "all_keys") -> list[tuple[str, ...]]:
-    """One row per indicator: tau, within-decile tau and the three budgeted-pick percentiles, with CIs, and cost."""
+    """One row per indicator: tau, within-decile tau and the three budgeted-pick percentiles, with CIs, and cost;
+    for our own tables (a handful of keys, one band) tau overall and inside the band instead."""
+    if "table_quality" in doc:
+        return band_rows(doc)
     rows = []
     for spec, r in doc["indicators"].items():
         m, ci = r[which], r[which].get("ci", {})
@@ -171,13 +174,19 @@ def table_rows(doc: dict, which: str = "all_keys") -> list[tuple[str, ...]]:
         for j, b in enumerate(m["budgets"]):
             pci = ci.get("pick_percentile_ci", [None] * len(m["budgets"]))[j]
             picks.append("n/a" if b["pick_percentile"] is None else f"{b['pick_percentile']:.0f} {_ci(pci, pct=True)}")
-        cost = f"{r['supernet_seconds']:.0f} + {r['score_seconds']:.1f}"
         rows.append((spec, str(m["n"]), f"{_num(m['kendall_tau'])} {_ci(ci.get('kendall_tau_ci'))}",
-                     f"{_num(m['decile_tau'])} {_ci(ci.get('decile_tau_ci'))}", *picks, cost))
+                     f"{_num(m['decile_tau'])} {_ci(ci.get('decile_tau_ci'))}", *picks, _cost(r)))
     return rows
 
 
+def _cost(r: dict) -> str:
+    return f"{r['supernet_seconds']:.0f} + {r['score_seconds']:.1f}"
+
+
 def table_header(doc: dict) -> tuple[str, ...]:
+    if "table_quality" in doc:
+        return ("indicator", "archs", "tau [95% CI]", "band archs", "band tau [95% CI]", "band pick pct",
+                "cost s (supernet + score)")
     q = [f"pick pct @{int(100 * x)}%" for x in doc["budget_quantiles"]]
     return ("indicator", "archs", "tau [95% CI]", "decile tau [CI]", *q, "cost s (supernet + score)")
 
@@ -192,36 +201,49 @@ def write_outputs(doc: dict, work_dir: Path) -> dict:
     if doc["data_role"].startswith("proxy"):
         md += [f"**{doc['data_role']}**: the table was trained on another data set, so each tau mixes the "
                "indicator's quality with the domain shift between the two.", ""]
-    md += [f"Decile tau: mean Kendall tau inside each of the ten FLOPs deciles. Pick pct: percentile, among the archs "
-           f"within {100 * doc['band']:.0f} % below a budget at the {', '.join(str(int(100 * q)) for q in doc['budget_quantiles'])} % "
-           "FLOPs quantile, of the arch the indicator ranks highest there (100: the band's best; a random pick "
-           f"averages about 50). Brackets: bootstrap 95 % CI ({doc['bootstrap_resamples']} resamples of the archs). "
-           f"Per-subnet indicators score {doc['sample']} keys stratified over FLOPs.", ""]
-    for which, title in (("all_keys", "All keys as published"), ("distinct", "Distinct networks")):
-        md += [f"## {title}", "", markdown_table(table_rows(doc, which), table_header(doc)), ""]
-        first = next(iter(doc["indicators"].values()))[which]
-        md += ["Budgets: " + "; ".join(f"{b['budget'] / 1e6:.1f} MFLOPs: {b['n']} archs in the band, best "
-                                       f"{b['best_acc']:.2f} %, median {b['median_acc']:.2f} %"
-                                       for b in first["budgets"] if b["n"]), ""]
-    if "table_quality" in doc:
-        md += quality_lines(doc) + ["", "## Inside the band", "",
-                                    markdown_table(band_rows(doc), ("indicator", "band archs", "band tau [95% CI]",
-                                                                    "band pick pct")), ""]
+    md += _own_table_md(doc) if "table_quality" in doc else _published_table_md(doc)
     md += [f"![summary]({files['plot']})", ""]
     atomic_write_text(work_dir / "correlation.md", "\n".join(md))
     files["report"] = "correlation.md"
     return files
 
 
+def _published_table_md(doc: dict) -> list[str]:
+    md = [f"Decile tau: mean Kendall tau inside each of the ten FLOPs deciles. Pick pct: percentile, among the archs "
+          f"within {100 * doc['band']:.0f} % below a budget at the "
+          f"{', '.join(str(int(100 * q)) for q in doc['budget_quantiles'])} % FLOPs quantile, of the arch the "
+          "indicator ranks highest there (100: the band's best; a random pick averages about 50). Brackets: bootstrap "
+          f"95 % CI ({doc['bootstrap_resamples']} resamples of the archs). Per-subnet indicators score "
+          f"{doc['sample']} keys stratified over FLOPs.", ""]
+    for which, title in (("all_keys", "All keys as published"), ("distinct", "Distinct networks")):
+        md += [f"## {title}", "", markdown_table(table_rows(doc, which), table_header(doc)), ""]
+        first = next(iter(doc["indicators"].values()))[which]
+        md += ["Budgets: " + "; ".join(f"{b['budget'] / 1e6:.1f} MFLOPs: {b['n']} archs in the band, best "
+                                       f"{b['best_acc']:.2f} %, median {b['median_acc']:.2f} %"
+                                       for b in first["budgets"] if b["n"]), ""]
+    return md
+
+
+def _own_table_md(doc: dict) -> list[str]:
+    return [*quality_lines(doc), "", "## Indicators", "",
+            f"Tau over all keys and inside the band (the archs of one budget); band pick pct: percentile, among the "
+            "band's archs, of the one the indicator ranks highest (100: the best; a random pick averages about 50). "
+            f"Brackets: bootstrap 95 % CI ({doc['bootstrap_resamples']} resamples of the archs).", "",
+            markdown_table(table_rows(doc), table_header(doc)), ""]
+
+
 def band_rows(doc: dict) -> list[tuple[str, ...]]:
-    """One row per indicator: its tau among the band's archs and the percentile of its pick there."""
+    """One row per indicator: tau overall and among the band's archs, and the percentile of its pick there."""
     rows = []
     for spec, r in doc["indicators"].items():
-        b = r.get("band")
-        if b:
-            pick = b["pick"]["pick_percentile"]
-            rows.append((spec, str(b["n"]), f"{_num(b['kendall_tau'])} {_ci(b.get('kendall_tau_ci'))}",
-                         "n/a" if pick is None else f"{pick:.0f}"))
+        m, b = r["all_keys"], r.get("band")
+        overall = f"{_num(m['kendall_tau'])} {_ci(m.get('ci', {}).get('kendall_tau_ci'))}"
+        if not b:
+            rows.append((spec, str(m["n"]), overall, "0", "n/a", "n/a", _cost(r)))
+            continue
+        pick = b["pick"]["pick_percentile"]
+        rows.append((spec, str(m["n"]), overall, str(b["n"]), f"{_num(b['kendall_tau'])} {_ci(b.get('kendall_tau_ci'))}",
+                     "n/a" if pick is None else f"{pick:.0f}", _cost(r)))
     return rows
 
 

@@ -217,9 +217,18 @@ def subset_data(data: ClassificationData, cfg: GroundTruthConfig) -> Classificat
     return ClassificationData(data.name, Subset(data.train, keep), test, data.num_classes, data.input_size)
 
 
-def run(space: SearchSpace, data: ClassificationData, cfg: GroundTruthConfig, work_dir: Path, out: Path | None,
-        benchmark: str, command: str, device: torch.device, dist: DistInfo = DistInfo()) -> dict | None:
-    """Train what is missing, then (main process) write ``ground_truth.json`` in ``work_dir`` and at ``out``."""
+@dataclass(frozen=True)
+class TableTarget:
+    """What the finished table is called and where it goes besides the work dir."""
+
+    benchmark: str
+    command: str  # the command line that made it, kept in its meta
+    out: Path | None = None
+
+
+def run(space: SearchSpace, data: ClassificationData, cfg: GroundTruthConfig, work_dir: Path, target: TableTarget,
+        device: torch.device, dist: DistInfo = DistInfo()) -> dict | None:
+    """Train what is missing, then (main process) write ``ground_truth.json`` in ``work_dir`` and at ``target.out``."""
     cfg.validate()
     work_dir.mkdir(parents=True, exist_ok=True)
     data = subset_data(data, cfg)
@@ -234,10 +243,10 @@ def run(space: SearchSpace, data: ClassificationData, cfg: GroundTruthConfig, wo
         gt.results = read_results(work_dir, space, recipe, data)
     if not dist.is_main:
         return None
-    doc = table_doc(gt, cfg, recipe, data, benchmark, command)
+    doc = table_doc(gt, cfg, recipe, data, target.benchmark, target.command)
     text = json.dumps(doc, indent=1) + "\n"
     atomic_write_text(work_dir / "ground_truth.json", text)
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out, text)
+    if target.out is not None:
+        target.out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(target.out, text)
     return doc
