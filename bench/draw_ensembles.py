@@ -3,13 +3,14 @@
 
     python bench/draw_ensembles.py train [--draws 8]     # resumable: each draw has its own work dir
     python bench/draw_ensembles.py analyse               # seconds: agreement and tau against both ground truths
+    python bench/draw_ensembles.py analyse --tables docs/results/nas-bench-macro-fmnist/draw_tables.json
 
 Each draw trains the small-data BN recipe (gamma0, every BN) on nas-bench-macro-res-half with the same data order and
 path sampling; only the frozen random convolutions differ. An R-ensemble averages the draws' op scores z-scored
 within each layer. Measured for R = 1, 2, 4 over every split of the draws into two disjoint R-ensembles:
 agreement between the two (per-layer sign of k5e6 - k3e3, per-layer tau over all three ops, the exact search's arch
 at the default budget), and tau of each ensemble's arch scores against the in-domain Fashion-MNIST table and the
-CIFAR-10 table (overall and inside FLOPs deciles). Writes docs/results/nas-bench-macro/draws.json and .md.
+CIFAR-10 table (overall and inside FLOPs deciles). Writes docs/results/nas-bench-macro-fmnist/draws.json and .md.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from bnnas.trust.benchmark_stats import flops_deciles, within_decile_tau  # noqa
 from bnnas.trust.rank_stats import kendall_tau  # noqa: E402
 
 SPACE = "nas-bench-macro-res-half"
-OUT = Path(__file__).resolve().parents[1] / "docs/results/nas-bench-macro"
+OUT = Path(__file__).resolve().parents[1] / "docs/results/nas-bench-macro-fmnist"
 RS = (1, 2, 4)
 
 
@@ -100,7 +101,7 @@ def agreement(a: np.ndarray, b: np.ndarray, space, budget: float) -> dict:
 
 def analyse(args: argparse.Namespace) -> None:
     space = get_space(SPACE)
-    doc = json.loads((Path(args.work_dir) / "tables.json").read_text())
+    doc = json.loads(Path(args.tables or Path(args.work_dir) / "tables.json").read_text())
     tables = [np.array(doc["tables"][str(d)], dtype=np.float64) for d in range(len(doc["tables"]))]
     fm = load_benchmark("nas-bench-macro-fmnist")
     c10 = load_benchmark("nas-bench-macro").restricted_to(space)
@@ -156,6 +157,9 @@ def main() -> None:
     p.add_argument("--images", type=int, default=6000)
     p.add_argument("--splits", type=int, default=35, help="disjoint ensemble pairs per R (at most)")
     p.add_argument("--work-dir", default="runs/draws")
+    p.add_argument("--tables", default=None,
+                   help="analyse these op-score tables (default: WORK_DIR/tables.json; the committed ones: "
+                        "docs/results/nas-bench-macro-fmnist/draw_tables.json)")
     args = p.parse_args()
     train(args) if args.what == "train" else analyse(args)
 

@@ -183,10 +183,12 @@ def test_correlate_reads_our_table_with_its_band_and_its_own_quality(tmp_path):
     assert band["n"] == int(t.band.sum())
     assert band["kendall_tau"] == pytest.approx(kendalltau(t.flops[t.band], t.mean_acc[t.band]).statistic)
     q = doc["table_quality"]
-    assert q["seed_agreement"]["repeats"] == 2 and q["band_seed_agreement"]["repeats"] == 3
+    seeds = int(np.isfinite(t.accs).sum(1).min())
+    assert q["seed_agreement"]["repeats"] == seeds and q["band_seed_agreement"]["repeats"] >= seeds
+    assert q["band_headroom"]["archs"] == int(t.band.sum())
     assert q["reference_agreement"]["reference"] == "nas-bench-macro" and q["reference_agreement"]["keys"] == len(t)
     md = (out / "correlation.md").read_text()
-    assert "The ground truth itself" in md and "Inside the band" in md
+    assert "The ground truth itself" in md and "band tau" in md
 
 
 def test_a_search_in_the_half_width_space_reads_our_table():

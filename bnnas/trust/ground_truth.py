@@ -191,7 +191,8 @@ def table_doc(gt: GroundTruth, cfg: GroundTruthConfig, recipe: ProxyConfig, data
     for it in gt.items:
         groups.setdefault(it.key, it.group)
     for key, group in groups.items():
-        seeds = sorted(s for k, s in gt.results if k == key)
+        # the configured seeds only: a work dir may hold more from an earlier, larger run
+        seeds = sorted(it.seed for it in gt.items if it.key == key and (key, it.seed) in gt.results)
         accs = [round(100 * gt.results[(key, s)]["acc"], 2) for s in seeds]
         choices = Arch.from_key(gt.space, key).choices
         archs[key] = {"test_acc": accs, "mean_acc": round(float(np.mean(accs)), 4),
@@ -202,7 +203,7 @@ def table_doc(gt: GroundTruth, cfg: GroundTruthConfig, recipe: ProxyConfig, data
             "train_images": len(data.train), "test_images": len(data.val), "config": asdict(cfg),
             "recipe": _recipe_key(recipe, data)["recipe"], "accuracy": "final test top-1 of each seed (%)",
             "band": [k for k, g in groups.items() if g == "band"], "command": command,
-            "cpu_seconds": round(sum(r["seconds"] for r in gt.results.values()), 1)}
+            "train_seconds": round(sum(r["seconds"] for r in archs.values()), 1)}
     return {"meta": meta, "archs": archs}
 
 
