@@ -1,6 +1,6 @@
 """``bnnas ground-truth`` / ``tools/ground_truth.py``: train archs of a benchmark space on built-in data, write the table.
 
-    bnnas ground-truth                                   # the committed Fashion-MNIST table (about 1 h on 2 cores)
+    bnnas ground-truth                                   # the committed Fashion-MNIST table (2.5 CPU-hours)
     torchrun --nproc-per-node 2 -m bnnas ground-truth    # the same, two processes taking turns down the list
     bnnas ground-truth --keys 10122110,12122122 --epochs 2 --train-images 2000   # a quick table of two keys
 
