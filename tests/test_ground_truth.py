@@ -189,6 +189,7 @@ def test_correlate_reads_our_table_with_its_band_and_its_own_quality(tmp_path):
     assert q["reference_agreement"]["reference"] == "nas-bench-macro" and q["reference_agreement"]["keys"] == len(t)
     md = (out / "correlation.md").read_text()
     assert "The ground truth itself" in md and "band tau" in md
+    assert len(doc["table_points"]["accs"]) == len(t) and (out / "benchmark_study.png").stat().st_size > 10_000
 
 
 def test_a_search_in_the_half_width_space_reads_our_table():

@@ -94,6 +94,43 @@ def plot_training(epochs: Sequence[int], loss: Sequence[float], acc: Sequence[fl
     return _save(fig, path)
 
 
+def plot_own_table_study(doc: dict, path: Path) -> Path:
+    """Indicators against a table of our own: tau over all archs and inside the band with their CIs (left), and the
+    ground truth itself, every seed's accuracy against FLOPs with the band marked (right): is there anything to rank?"""
+    names = list(doc["indicators"])
+    y = np.arange(len(names))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 0.45 * len(names) + 2.8))
+    ax1.invert_yaxis()
+    for k, (label, dy, pick) in enumerate((("tau, all archs", -0.15, lambda r: r["all_keys"]),
+                                           ("tau inside the band", 0.15, lambda r: r.get("band")))):
+        rows = [pick(doc["indicators"][n]) or {} for n in names]
+        v = np.array([r.get("kendall_tau", np.nan) for r in rows], dtype=float)
+        cis = [r.get("kendall_tau_ci", r.get("ci", {}).get("kendall_tau_ci")) for r in rows]
+        err = np.array([[v[i] - c[0], c[1] - v[i]] if c else [0, 0] for i, c in enumerate(cis)]).T
+        ax1.errorbar(v, y + dy, xerr=err, fmt="o", capsize=3, label=label, color=f"C{k}")
+    ax1.axvline(0, color="grey", lw=0.8)
+    ax1.set_yticks(y, names)
+    ax1.set_xlim(-1.05, 1.05)
+    ax1.set_xlabel("Kendall tau vs the ground truth's mean accuracy")
+    ax1.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+    pts = doc["table_points"]
+    flops, accs, band = np.array(pts["flops"]) / 1e6, pts["accs"], np.array(pts["band"], dtype=bool)
+    for inside, color, label in ((False, "C0", "spread"), (True, "C3", "band")):
+        for i in np.flatnonzero(band == inside):
+            a = [v for v in accs[i] if v is not None and np.isfinite(v)]
+            ax2.plot([flops[i]] * len(a), a, "o", ms=4, color=color, alpha=0.6,
+                     label=label if i == np.flatnonzero(band == inside)[0] else None)
+            ax2.plot(flops[i], np.mean(a), "_", ms=14, mew=2, color=color)
+    ax2.set_xlabel("MFLOPs")
+    ax2.set_ylabel("test top-1 (%): every seed, and their mean")
+    ax2.legend(fontsize=8)
+    h = doc["table_quality"].get("band_headroom")
+    if h:
+        ax2.set_title(f"band: ANOVA p {h['anova_p']:.2f}, ICC {h['icc']:.2f}", fontsize=9)
+    fig.suptitle(f"{doc['benchmark']}: indicators vs our own ground truth ({doc['data_role']})", fontsize=10)
+    return _save(fig, path)
+
+
 def plot_benchmark_study(doc: dict, path: Path) -> Path:
     """Indicators against a benchmark table: tau overall and inside FLOPs deciles (left), the budgeted pick's
     percentile at each budget (right), both with their bootstrap CIs, over all keys."""

@@ -139,6 +139,8 @@ def run_benchmark_study(table: BenchmarkTable, data: ClassificationData | None, 
     if table.groups:
         ref = load_benchmark(table.info.reference) if table.info.reference else None
         doc["table_quality"] = table_quality(table, ref, study.bootstrap_resamples, study.seed)
+        doc["table_points"] = {"keys": list(table.keys), "flops": table.flops.tolist(), "band": table.band.tolist(),
+                               "accs": [[None if np.isnan(a) else float(a) for a in row] for row in table.accs]}
     doc["files"] = write_outputs(doc, work_dir)
     atomic_write_text(work_dir / "correlation.json", json.dumps(doc, indent=2) + "\n")
     return doc
@@ -192,9 +194,10 @@ def table_header(doc: dict) -> tuple[str, ...]:
 
 
 def write_outputs(doc: dict, work_dir: Path) -> dict:
-    from bnnas.outputs.plots import plot_benchmark_study
+    from bnnas.outputs.plots import plot_benchmark_study, plot_own_table_study
 
-    files = {"plot": plot_benchmark_study(doc, work_dir / "benchmark_study.png").name}
+    plot = plot_own_table_study if "table_quality" in doc else plot_benchmark_study
+    files = {"plot": plot(doc, work_dir / "benchmark_study.png").name}
     md = [f"# Indicators against {doc['benchmark']} ({doc['data_role']})", "",
           f"Ground truth: {doc['ground_truth']}; {doc['keys']} keys, {doc['distinct_networks']} distinct networks. "
           f"Supernets trained on: {doc['data'] or 'nothing'} ({doc['data_role']}).", ""]
