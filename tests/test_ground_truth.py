@@ -144,6 +144,10 @@ def test_a_bad_key_is_one_line_and_trains_nothing(tmp_path):
                         str(tmp_path / "w")], capture_output=True, text=True)
     one_line_error(p.returncode, p.stderr, "1010010")
     assert not (tmp_path / "w").exists()
+    p = subprocess.run([sys.executable, "-m", "bnnas", "ground-truth", "--space", "spos-small", "--work-dir",
+                        str(tmp_path / "w")], capture_output=True, text=True)
+    one_line_error(p.returncode, p.stderr, "spos-small", "nas-bench-macro-fmnist")
+    assert not (tmp_path / "w").exists()
 
 
 # -- the committed table ------------------------------------------------------------------------------------------------

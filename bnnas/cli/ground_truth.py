@@ -72,6 +72,9 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict | None:
         raise BNNASError(f"unknown benchmark {args.benchmark!r}; known: {', '.join(sorted(BENCHMARKS))}")
     info = BENCHMARKS[args.benchmark]
     space = get_space(args.space or info.space)
+    if space.benchmark != args.benchmark:
+        raise BNNASError(f"--space {space.name} does not encode keys of {args.benchmark} (its spaces: "
+                         f"{info.space} and those that fix some of its layers)")
     keys = tuple(k.strip() for k in args.keys.split(",") if k.strip()) if args.keys else ()
     for k in keys:
         Arch.from_key(space, k)  # a bad key is a one-line error before anything trains

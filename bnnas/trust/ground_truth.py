@@ -14,6 +14,7 @@ list. The table (``{"meta": ..., "archs": {key: row}}``, rows in the published f
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -87,8 +88,6 @@ class GroundTruth:
 
 def _distinct_keys(space: SearchSpace) -> tuple[list[str], np.ndarray]:
     """Every key of ``space`` that is its own canonical network, with its FLOPs."""
-    import itertools
-
     ft = flops_table(space)
     keys, flops = [], []
     for choices in itertools.product(*[range(len(layer.choices)) for layer in space.layers]):
@@ -113,6 +112,8 @@ def select_keys(space: SearchSpace, cfg: GroundTruthConfig) -> tuple[list[str], 
                          "widen --band-width or lower --band")
     band = sorted(rng.choice(pool, cfg.band, replace=False).tolist(), key=lambda i: flops[i])
     outside = np.flatnonzero(~inside)
+    if len(outside) < cfg.spread:
+        raise BNNASError(f"only {len(outside)} distinct networks outside the band; lower --spread")
     outside = outside[np.argsort(flops[outside], kind="stable")]
     spread = [int(outside[int(round(i))]) for i in np.linspace(0, len(outside) - 1, cfg.spread)]
     return [keys[i] for i in band], [keys[i] for i in spread]
