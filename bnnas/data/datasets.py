@@ -253,9 +253,15 @@ def build_classification_data(data: str | os.PathLike | None = None, input_size:
     if limit_train is not None and limit_train < 1:
         raise BNNASError(f"--limit-train must be >= 1, got {limit_train}")
     data = _build(data, input_size, holdout, seed, decode)
-    if limit_train is None or limit_train >= len(data.train):
+    return data if limit_train is None else limit_training(data, limit_train)
+
+
+def limit_training(data: ClassificationData, n: int, rng_seed: int | list[int] = 0) -> ClassificationData:
+    """The first ``n`` of a permutation drawn under ``rng_seed`` of the training images (kept in their order): the
+    same images for every training seed, so seeds differ in nothing else. All of them when ``n`` covers the split."""
+    if n >= len(data.train):
         return data
-    keep = np.sort(np.random.default_rng(0).permutation(len(data.train))[:limit_train]).tolist()
+    keep = np.sort(np.random.default_rng(rng_seed).permutation(len(data.train))[:n]).tolist()
     return dataclasses.replace(data, train=Subset(data.train, keep),
                                train_eval=None if data.train_eval is None else Subset(data.train_eval, keep))
 

@@ -14,6 +14,7 @@ list. The table (``{"meta": ..., "archs": {key: row}}``, rows in the published f
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import logging
@@ -30,6 +31,7 @@ from bnnas.core.arch import Arch
 from bnnas.core.flops import flops_table, params_table
 from bnnas.core.space import SearchSpace
 from bnnas.data import ClassificationData
+from bnnas.data.datasets import limit_training
 from bnnas.errors import BNNASError
 from bnnas.outputs.checkpoint import atomic_write_text
 from bnnas.training.distributed import DistInfo
@@ -214,9 +216,8 @@ def subset_data(data: ClassificationData, cfg: GroundTruthConfig) -> Classificat
     n = cfg.train_images
     if n > len(data.train):
         raise BNNASError(f"--train-images {n} is more than the {len(data.train)} training images of {data.name}")
-    keep = np.sort(np.random.default_rng([cfg.seed, 60000]).permutation(len(data.train))[:n]).tolist()
     test = data.val if cfg.test_images is None else Subset(data.val, range(min(cfg.test_images, len(data.val))))
-    return ClassificationData(data.name, Subset(data.train, keep), test, data.num_classes, data.input_size)
+    return dataclasses.replace(limit_training(data, n, [cfg.seed, 60000]), val=test)
 
 
 @dataclass(frozen=True)
