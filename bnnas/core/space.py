@@ -16,6 +16,7 @@ adding an entry, not a code branch.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -144,6 +145,35 @@ class SpaceTable:
     benchmark: str = ""  # the table's keys encode each layer's op as its index in ``choices``
 
 
+# NAS-Bench-Macro (Su et al., CVPR 2021) as published: 8 layers choosing identity / k3e3 / k5e6 (its encoding
+# 0/1/2), 3^8 = 6561 archs trained on CIFAR-10; ReLU blocks, FLOPs with the FC counted as in*out
+NAS_BENCH_MACRO = SpaceTable(
+    input_size=32, stem=(32, 1), first_channels=None,
+    stages=((0, 64, 2, 2), (0, 128, 3, 2), (0, 256, 3, 2)),
+    head_channels=1280, num_classes=10, choices=(IDENTITY, "k3e3", "k5e6"), transition_identity=CONV_IDENTITY,
+    activation="relu", fc_flops="in*out", benchmark="nas-bench-macro",
+    description="NAS-Bench-Macro at 32px: 8 layers of identity / k3e3 / k5e6, a 1x1-conv identity at the "
+                "3 width-doubling layers (published table of CIFAR-10 accuracies: bnnas.benchmarks)",
+    default_budget=55.0,
+)
+# its 3 width-doubling layers fixed to k3e3 (every path shares its skip-less layers, as in spos-small-res):
+# 3^5 = 243 of the table's keys remain, those with a 1 at layers 0, 2 and 5
+NAS_BENCH_MACRO_RES = dataclasses.replace(
+    NAS_BENCH_MACRO, transition_identity=None, transition_op="k3e3",
+    description="nas-bench-macro with the 3 width-doubling layers fixed to k3e3: 5 residual layers search "
+                "identity / k3e3 / k5e6 (243 keys of the published table)",
+)
+
+
+def _half_width(table: SpaceTable, description: str) -> SpaceTable:
+    """``table`` with every width halved, at 28 px, keyed like it and ranked by our Fashion-MNIST table."""
+    return dataclasses.replace(
+        table, input_size=28, stem=(table.stem[0] // 2, table.stem[1]),
+        stages=tuple((t, c // 2, n, s) for t, c, n, s in table.stages), head_channels=table.head_channels // 2,
+        benchmark="nas-bench-macro-fmnist", description=description, default_budget=12.0,
+    )
+
+
 SPACE_TABLES: dict[str, SpaceTable] = {
     # The paper's main space (BN-NAS official code, SPOS/ABS depth): 21 layers, 4 of them fixed to identity.
     "spos-imagenet": SpaceTable(
@@ -192,46 +222,15 @@ SPACE_TABLES: dict[str, SpaceTable] = {
         description="as unbiased-small but parameter-free candidates have no BN (BN-NAS's biased form)",
         default_budget=10.0,
     ),
-    # NAS-Bench-Macro (Su et al., CVPR 2021) as published: 8 layers choosing identity / k3e3 / k5e6 (its encoding
-    # 0/1/2), 3^8 = 6561 archs trained on CIFAR-10; ReLU blocks, FLOPs with the FC counted as in*out
-    "nas-bench-macro": SpaceTable(
-        input_size=32, stem=(32, 1), first_channels=None,
-        stages=((0, 64, 2, 2), (0, 128, 3, 2), (0, 256, 3, 2)),
-        head_channels=1280, num_classes=10, choices=(IDENTITY, "k3e3", "k5e6"), transition_identity=CONV_IDENTITY,
-        activation="relu", fc_flops="in*out", benchmark="nas-bench-macro",
-        description="NAS-Bench-Macro at 32px: 8 layers of identity / k3e3 / k5e6, a 1x1-conv identity at the "
-                    "3 width-doubling layers (published table of CIFAR-10 accuracies: bnnas.benchmarks)",
-        default_budget=55.0,
-    ),
-    # NAS-Bench-Macro with its 3 width-doubling layers fixed to k3e3 (every path shares its skip-less layers, as in
-    # spos-small-res): 3^5 = 243 of the table's keys remain, those with a 1 at layers 0, 2 and 5
-    "nas-bench-macro-res": SpaceTable(
-        input_size=32, stem=(32, 1), first_channels=None,
-        stages=((0, 64, 2, 2), (0, 128, 3, 2), (0, 256, 3, 2)),
-        head_channels=1280, num_classes=10, choices=(IDENTITY, "k3e3", "k5e6"), transition_op="k3e3",
-        activation="relu", fc_flops="in*out", benchmark="nas-bench-macro",
-        description="nas-bench-macro with the 3 width-doubling layers fixed to k3e3: 5 residual layers search "
-                    "identity / k3e3 / k5e6 (243 keys of the published table)",
-        default_budget=55.0,
-    ),
+    "nas-bench-macro": NAS_BENCH_MACRO,
+    "nas-bench-macro-res": NAS_BENCH_MACRO_RES,
     # Both at half width and 28 px (Fashion-MNIST's own size), about 4x cheaper to train: the space of our
     # in-domain ground truth (bnnas.benchmarks "nas-bench-macro-fmnist"); keys as in the published table
-    "nas-bench-macro-half": SpaceTable(
-        input_size=28, stem=(16, 1), first_channels=None,
-        stages=((0, 32, 2, 2), (0, 64, 3, 2), (0, 128, 3, 2)),
-        head_channels=640, num_classes=10, choices=(IDENTITY, "k3e3", "k5e6"), transition_identity=CONV_IDENTITY,
-        activation="relu", fc_flops="in*out", benchmark="nas-bench-macro-fmnist",
-        description="nas-bench-macro at half width and 28px (the space of the Fashion-MNIST ground truth)",
-        default_budget=12.0,
-    ),
-    "nas-bench-macro-res-half": SpaceTable(
-        input_size=28, stem=(16, 1), first_channels=None,
-        stages=((0, 32, 2, 2), (0, 64, 3, 2), (0, 128, 3, 2)),
-        head_channels=640, num_classes=10, choices=(IDENTITY, "k3e3", "k5e6"), transition_op="k3e3",
-        activation="relu", fc_flops="in*out", benchmark="nas-bench-macro-fmnist",
-        description="nas-bench-macro-res at half width and 28px: 5 residual layers search identity / k3e3 / k5e6",
-        default_budget=12.0,
-    ),
+    "nas-bench-macro-half": _half_width(
+        NAS_BENCH_MACRO, "nas-bench-macro at half width and 28px (the space of the Fashion-MNIST ground truth)"),
+    "nas-bench-macro-res-half": _half_width(
+        NAS_BENCH_MACRO_RES,
+        "nas-bench-macro-res at half width and 28px: 5 residual layers search identity / k3e3 / k5e6"),
 }
 
 
