@@ -56,7 +56,7 @@ def train(args: argparse.Namespace) -> None:
         model = Supernet(space)
         trainer = SupernetTrainer(model, data, cfg, Path(args.work_dir) / f"draw{d}", torch.device("cpu"),
                                   show_progress=False)
-        res = trainer.fit(resume=True)
+        res = trainer.fit(trainer.existing_checkpoint())
         tables[d] = bn_score_table(model).scores.tolist()
         print(f"draw {d}: train acc {res.history[-1].train_acc:.3f}  {time.perf_counter() - t0:.0f}s", flush=True)
     doc = {"space": SPACE, "epochs": args.epochs, "images": args.images, "recipe": "bn-only, every BN, gamma0, lr 0.5",

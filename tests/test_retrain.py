@@ -22,7 +22,8 @@ from bnnas.outputs.checkpoint import atomic_save, load_checkpoint, load_state_st
 from bnnas.data import ClassificationData, build_classification_data
 from bnnas.core.flops import flops_table, params_table
 from bnnas.cli.retrain import main
-from bnnas.training.retrainer import BEST_NAME, LAST_NAME, RetrainConfig, Retrainer, model_cost
+from bnnas.core.flops import subnet_cost
+from bnnas.training.retrainer import BEST_NAME, LAST_NAME, RetrainConfig, Retrainer
 from bnnas.core.space import get_space, parse_op
 from bnnas.core.subnet import SubNet
 
@@ -79,19 +80,19 @@ def test_retrain_beats_chance_on_digits(trained):
     work, trainer, result = trained
     assert len(result.history) == 2
     # 10 classes: chance is 10 %; two epochs of the cheapest arch reach ~90 % (measured), so 60 % is a clear margin
-    assert result.best_top1 > 0.6, [h.top1 for h in result.history]
+    assert result.best.top1 > 0.6, [h.top1 for h in result.history]
     assert result.history[-1].train_loss < result.history[0].train_loss
     assert all(h.top5 >= h.top1 for h in result.history)
     metrics = json.loads((work / "metrics.json").read_text())
     assert [e["top1"] for e in metrics["epochs"]] == [h.top1 for h in result.history]
-    assert metrics["summary"]["best_top1"] == result.best_top1
+    assert metrics["summary"]["best_top1"] == result.best.top1
     assert (work / "training_curve.png").stat().st_size > 1000
 
 
 def test_best_checkpoint_loads_into_subnet(trained, digits):
     work, trainer, result = trained
     ck = load_checkpoint(work / BEST_NAME, kind="subnet")
-    assert ck["epoch"] == result.best_epoch and ck["top1"] == result.best_top1 and ck["se"] is False
+    assert ck["epoch"] == result.best.epoch and ck["top1"] == result.best.top1 and ck["se"] is False
     arch = arch_from_dict(ck["arch"])
     assert arch.ops == cheapest_arch().ops
     net = SubNet(arch, se=ck["se"])
@@ -141,9 +142,9 @@ def test_se_modules_and_cost_tables_match_real_counts(se):
     assert n_se == (n_mbconv if se else 0)
     for size in (32, 64):  # the space's own size and another training resolution
         macs, params = _real_cost(net, size)
-        flops_m, params_m = model_cost(arch, se, size)
+        flops_m, params_m = subnet_cost(arch, se, size)
         assert flops_m == macs and params_m == params
-    assert flops_table(arch.space, se).of(arch.choices) == model_cost(arch, se)[0]
+    assert flops_table(arch.space, se).of(arch.choices) == subnet_cost(arch, se)[0]
     assert params_table(arch.space, se).of(arch.choices) == sum(p.numel() for p in net.parameters())
 
 

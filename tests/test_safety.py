@@ -449,5 +449,6 @@ def test_finished_checkpoint_is_written_last_and_resume_repairs_op_scores(tmp_pa
     doc = json.loads((tmp_path / "op_scores.json").read_text())
     doc["epochs"] = doc["epochs"][:1]  # as a kill between two writes once left it
     (tmp_path / "op_scores.json").write_text(json.dumps(doc))
-    make().fit()  # a re-run of the finished run
+    rerun = make()
+    rerun.fit(rerun.existing_checkpoint())  # a re-run of the finished run
     assert len(json.loads((tmp_path / "op_scores.json").read_text())["epochs"]) == 2

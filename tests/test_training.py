@@ -94,14 +94,14 @@ def _state(model):
 
 def test_resume_equals_uninterrupted_at_epoch_boundary(tmp_path, digits):
     full = _trainer(tmp_path / "full", digits)
-    full.fit(resume=False)
+    full.fit()
     ref = _state(full.model)
 
     part = _trainer(tmp_path / "part", digits, epochs=2)
-    part.fit(resume=False, on_epoch_end=lambda t: True)  # "interrupted" after epoch 1 (checkpoint written)
+    part.fit(on_epoch_end=lambda t: True)  # "interrupted" after epoch 1 (checkpoint written)
     assert part.epoch == 1
     resumed = _trainer(tmp_path / "part", digits)
-    resumed.fit(resume=True)
+    resumed.fit(resumed.existing_checkpoint())
     for k, v in _state(resumed.model).items():
         assert torch.equal(v, ref[k]), k
     assert [h.train_loss for h in resumed.history] == [h.train_loss for h in full.history]
@@ -110,7 +110,7 @@ def test_resume_equals_uninterrupted_at_epoch_boundary(tmp_path, digits):
 def test_resume_mid_epoch_equals_uninterrupted(tmp_path, digits):
     kw = dict(epochs=1, ckpt_every=3, sampler="spos")
     full = _trainer(tmp_path / "full", digits, **kw)
-    full.fit(resume=False)
+    full.fit()
     ref = _state(full.model)
 
     crashed = _trainer(tmp_path / "crash", digits, **kw)
@@ -123,9 +123,9 @@ def test_resume_mid_epoch_equals_uninterrupted(tmp_path, digits):
 
     crashed._step = crash_at_5
     with pytest.raises(KeyboardInterrupt):
-        crashed.fit(resume=False)
+        crashed.fit()
     resumed = _trainer(tmp_path / "crash", digits, **kw)
-    resumed.fit(resume=True)
+    resumed.fit(resumed.existing_checkpoint())
     assert resumed.global_step == full.global_step
     for k, v in _state(resumed.model).items():
         assert torch.equal(v, ref[k]), k
@@ -133,15 +133,15 @@ def test_resume_mid_epoch_equals_uninterrupted(tmp_path, digits):
 
 def test_resume_refuses_other_settings(tmp_path, digits):
     t = _trainer(tmp_path, digits, epochs=1)
-    t.fit(resume=False)
+    t.fit()
     other = _trainer(tmp_path, digits, epochs=1, sampler="fairnas")
     with pytest.raises(BNNASError, match="other settings.*sampler"):
-        other.fit(resume=True)
+        other.fit(other.existing_checkpoint())
 
 
 def test_checkpoint_is_written_atomically(tmp_path, digits, monkeypatch):
     t = _trainer(tmp_path, digits, epochs=1)
-    t.fit(resume=False)
+    t.fit()
     good = t.ckpt_path.read_bytes()
 
     def broken_save(obj, f, *a, **k):
@@ -155,26 +155,22 @@ def test_checkpoint_is_written_atomically(tmp_path, digits, monkeypatch):
     assert not list(tmp_path.glob(".supernet.pth.*"))  # and no temp file is left behind
 
 
-def test_resume_accepts_checkpoints_of_earlier_versions(tmp_path, digits):
-    """Earlier checkpoints: history records with 'loss', the default LR stored as its value, no world size or
-    time; resuming one equals resuming the current format."""
+def test_resume_refuses_a_checkpoint_of_an_earlier_format(tmp_path, digits):
+    """A checkpoint without this version's state format (here: the record layout before the trainers shared one)
+    is refused with one line, by resume and by --supernet reuse alike."""
     from bnnas.outputs.checkpoint import atomic_save, load_checkpoint
+    from bnnas.training.supernet_trainer import load_supernet
 
-    kw = dict(epochs=2, lr=None, batch_size=32)
-    t = _trainer(tmp_path / "now", digits, **kw)
-    t.fit(resume=False, on_epoch_end=lambda t: True)
-    ck = load_checkpoint(t.ckpt_path)
-    old = {k: v for k, v in ck.items() if k not in ("world_size", "seconds")}
-    old["config"] = {**{k: v for k, v in ck["config"].items() if k != "world_size"}, "lr": t.cfg.peak_lr()}
-    old["history"] = [{("loss" if k == "train_loss" else k): v for k, v in h.items()} for h in ck["history"]]
+    t = _trainer(tmp_path / "now", digits, epochs=2)
+    t.fit(on_epoch_end=lambda t: True)
+    old = {k: v for k, v in load_checkpoint(t.ckpt_path).items() if k != "state_format"}
+    old["history"] = [{("loss" if k == "train_loss" else k): v for k, v in h.items()} for h in old["history"]]
     atomic_save(old, tmp_path / "old" / "supernet.pth")
-    runs = [_trainer(tmp_path / d, digits, **kw) for d in ("now", "old")]
-    for r in runs:
-        r.fit(resume=True)
-    assert all(torch.equal(v, runs[1].model.state_dict()[k]) for k, v in runs[0].model.state_dict().items())
-    assert [h.train_loss for h in runs[0].history] == [h.train_loss for h in runs[1].history]
-    with pytest.raises(BNNASError, match=r"other settings.*lr: 0\.05 -> 0\.1"):
-        _trainer(tmp_path / "old", digits, epochs=2, lr=0.1, batch_size=32).fit(resume=True)
+    resumed = _trainer(tmp_path / "old", digits, epochs=2)
+    with pytest.raises(BNNASError, match=r"supernet\.pth is a checkpoint in format of an earlier bnnas.*another"):
+        resumed.fit(resumed.existing_checkpoint())
+    with pytest.raises(BNNASError, match="format of an earlier bnnas"):
+        load_supernet(tmp_path / "old" / "supernet.pth")
 
 
 def test_default_lr_scales_with_the_global_batch():

@@ -10,12 +10,12 @@ import bnnas.cli.common as cli
 import bnnas.cli.flags as flags
 from bnnas.cli.defaults import BUILTIN, describe, for_kind, retrain_config
 from bnnas.core.arch import load_arch
+from bnnas.core.flops import subnet_cost
 from bnnas.data import build_classification_data, is_builtin
 from bnnas.errors import BNNASError
-from bnnas.outputs.checkpoint import load_checkpoint
 from bnnas.outputs.workdir import hold_work_dir
 from bnnas.training.distributed import init_distributed
-from bnnas.training.retrainer import LAST_NAME, RetrainConfig, Retrainer, log, model_cost
+from bnnas.training.retrainer import LAST_NAME, RetrainConfig, Retrainer, log
 
 
 DESCRIPTION = "Retrain a searched architecture from scratch and evaluate top-1/top-5."
@@ -43,7 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--label-smoothing", type=cli.nonneg_float, default=d.label_smoothing,
                    help="of the cross-entropy targets")
     g.add_argument("--dropout", type=cli.nonneg_float, default=d.dropout, help="before the classifier")
-    g.add_argument("--grad-clip", type=cli.nonneg_float, default=d.grad_clip, help="gradient-norm clip (0 = off)")
+    g.add_argument("--grad-clip-norm", type=cli.nonneg_float, default=d.grad_clip_norm,
+                   help="clip the gradients' global L2 norm at this (0 = off)")
     g.add_argument("--ema", action="store_true", help="keep a timm ModelEmaV3 average; evaluate and save it as best")
     g.add_argument("--ema-decay", type=cli.unit_float, default=d.ema_decay, help="per step, with --ema")
     g = p.add_argument_group("run")
@@ -69,7 +70,7 @@ def config_from_args(args: argparse.Namespace, world_size: int, input_size: int)
     return retrain_config(
         args.data, input_size, world_size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         warmup_epochs=args.warmup_epochs, schedule=args.schedule, weight_decay=args.weight_decay,
-        label_smoothing=args.label_smoothing, dropout=args.dropout, grad_clip=args.grad_clip, se=args.se,
+        label_smoothing=args.label_smoothing, dropout=args.dropout, grad_clip_norm=args.grad_clip_norm, se=args.se,
         ema=args.ema, ema_decay=args.ema_decay, seed=args.seed, workers=args.workers, amp=not args.no_amp,
         ckpt_every=args.ckpt_every)
 
@@ -114,13 +115,12 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
         resume_from = work_dir / LAST_NAME
     elif args.resume == "auto":
         raise BNNASError(f"--resume: no {LAST_NAME} in {work_dir}")
-    ckpt = load_checkpoint(resume_from, kind="subnet") if resume_from is not None else None
-    flops, params = model_cost(arch, cfg.se)
+    flops, params = subnet_cost(arch, cfg.se)
     log.info("retraining %s%s: %.2f MFLOPs at %dpx, %.3f M params; %d epochs x %d steps, global batch %d, "
              "peak LR %.4g (%s), on %s x%d", arch.describe(), " +SE" if cfg.se else "", flops / 1e6,
              arch.space.input_size, params / 1e6, cfg.epochs, trainer.steps_per_epoch, cfg.batch_size * dist.world_size,
              cfg.peak_lr(), cfg.schedule, device, dist.world_size)
-    trainer.fit(resume_from, ckpt)
+    trainer.fit(resume_from)
     if not dist.is_main:
         return {}
     trainer.write_metrics()

@@ -28,7 +28,8 @@ from bnnas.outputs.results import announce, result_tag, tagged
 from bnnas.search import SearchResult, check_budget, evolutionary_search, exact_search, num_choices, random_search
 from bnnas.core.space import SearchSpace, get_space, list_spaces
 from bnnas.core.supernet import Supernet
-from bnnas.training.supernet_trainer import SupernetTrainConfig, SupernetTrainer, TrainResult, load_supernet, scores_from_record
+from bnnas.training.supernet_trainer import SupernetTrainConfig, SupernetTrainer, load_supernet, scores_from_record
+from bnnas.training.trainer import TrainResult
 from bnnas.outputs.workdir import hold_work_dir
 
 log = logging.getLogger("bnnas")
@@ -126,7 +127,7 @@ def train_or_load_supernet(space: SearchSpace, data: ClassificationData, device:
         # an earlier --early-bird run already stopped here: resuming would train one more epoch and move the arch
         result = TrainResult(history=trainer.history, stopped_early_at=trainer.epoch, checkpoint=trainer.ckpt_path)
     else:
-        result = trainer.fit(resume=True, on_epoch_end=cb)
+        result = trainer.fit(trainer.existing_checkpoint(), on_epoch_end=cb)
     return model, {"source": str(trainer.ckpt_path), "history": [h.to_dict() for h in result.history],
                    "config": asdict(cfg), "seconds": time.perf_counter() - t0,
                    "stopped_early_at": result.stopped_early_at}

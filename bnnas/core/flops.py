@@ -9,10 +9,14 @@ which is what makes the exact knapsack search possible.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bnnas.core.space import LayerSpec, SearchSpace, parse_op
+from bnnas.core.space import LayerSpec, SearchSpace, parse_op, space_at_resolution
+
+if TYPE_CHECKING:
+    from bnnas.core.arch import Arch
 
 
 def _se_channels(mid: int) -> int:
@@ -93,3 +97,10 @@ def flops_table(space: SearchSpace, se: bool = False) -> CostTable:
 
 def params_table(space: SearchSpace, se: bool = False) -> CostTable:
     return _table(space, 1, se)
+
+
+def subnet_cost(arch: Arch, se: bool, input_size: int | None = None) -> tuple[float, float]:
+    """(FLOPs, params) of ``SubNet(arch, se)`` (convs in multiply-accumulates), at ``input_size`` (default: the
+    space's)."""
+    space = space_at_resolution(arch.space, input_size or arch.space.input_size)
+    return flops_table(space, se).of(arch.choices), params_table(space, se).of(arch.choices)

@@ -281,6 +281,14 @@ def build_space(name: str, table: SpaceTable, num_classes: int | None = None) ->
     )
 
 
+def space_at_resolution(space: SearchSpace, input_size: int) -> SearchSpace:
+    """The same space (widths, strides, classes) with spatial sizes for ``input_size`` -- for FLOPs at that size."""
+    if input_size == space.input_size:
+        return space
+    table = dataclasses.replace(SPACE_TABLES[space.name], input_size=input_size)
+    return build_space(space.name, table, space.num_classes)
+
+
 def get_space(name: str, num_classes: int | None = None) -> SearchSpace:
     """Look a space up by name; ``num_classes`` overrides the classifier width (e.g. 10 for digits)."""
     if name not in SPACE_TABLES:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import matplotlib
 
@@ -160,4 +160,35 @@ def plot_benchmark_study(doc: dict, path: Path) -> Path:
     ax2.set_xlabel("percentile of the pick in the budget's band (100 = best)")
     ax2.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3, columnspacing=0.8)
     fig.suptitle(f"{doc['benchmark']}: indicators vs the published ground truth ({doc['data_role']})", fontsize=10)
+    return _save(fig, path)
+
+
+def plot_retrain_curve(history: Sequence[Any], path: Path, ema: bool = False) -> Path:
+    """Retraining per epoch: train/val loss with the LR, and val top-1/top-5 (EMA and raw) beside train accuracy;
+    ``history``: the trainer's epoch records."""
+    ep = [h.epoch for h in history]
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    ax.plot(ep, [h.train_loss for h in history], "o-", ms=3, label="train loss (smoothed labels)")
+    ax.plot(ep, [h.val_loss for h in history], "s-", ms=3, label="val loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("cross-entropy")
+    ax.legend(fontsize=8)
+    ax2.plot(ep, [100 * h.top1 for h in history], "o-", ms=3, label="val top-1" + (" (EMA)" if ema else ""))
+    ax2.plot(ep, [100 * h.top5 for h in history], "s--", ms=3, label="val top-5" + (" (EMA)" if ema else ""))
+    if ema:
+        ax2.plot(ep, [100 * (h.raw_top1 or 0) for h in history], "^:", ms=3, label="val top-1 (raw)")
+    ax2.plot(ep, [100 * h.train_acc for h in history], "-", color="grey", alpha=0.6, label="train top-1 (augmented)")
+    best = max(history, key=lambda h: h.top1)
+    ax2.axhline(100 * best.top1, color="k", ls=":", lw=0.8)
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("accuracy (%)")
+    ax2.set_title(f"best top-1 {100 * best.top1:.2f}% (epoch {best.epoch})")
+    ax2.legend(fontsize=8)
+    ax3 = ax.twinx()
+    ax3.plot(ep, [h.lr for h in history], ":", color="tab:green", lw=1)
+    ax3.set_ylabel("LR at epoch end (dotted)", color="tab:green")
+    from matplotlib.ticker import MaxNLocator
+
+    for a in (ax, ax2):
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
     return _save(fig, path)

@@ -19,10 +19,7 @@ def build_optimizer(model: nn.Module, lr: float, momentum: float = 0.9, weight_d
     parameters are left out."""
     from timm.optim import param_groups_weight_decay
 
-    # split even at weight_decay=0, and decay group first: the optimizer states in existing checkpoints are laid out so
-    groups = param_groups_weight_decay(model, weight_decay or 1.0)[::-1]
-    for g in groups:
-        g["weight_decay"] = weight_decay if g["weight_decay"] else 0.0
+    groups = param_groups_weight_decay(model, weight_decay)
     if not groups:
         raise ValueError("model has no trainable parameters")
     kw = {"foreach": True} if groups[0]["params"][0].device.type == "cpu" else {"fused": True}

@@ -168,7 +168,7 @@ def obtain_supernet(space: SearchSpace, data: ClassificationData, spec: Supernet
     torch.manual_seed(spec.seed)
     model = Supernet(space)
     trainer = SupernetTrainer(model, data, cfg, work_dir, device, dist, show_progress=not quiet)
-    result = trainer.fit(resume=True)
+    result = trainer.fit(trainer.existing_checkpoint())
     hist = [h.to_dict() for h in result.history]
     return model, {"source": str(trainer.ckpt_path), "reused": False, "train_mode": spec.mode, "epochs": len(hist),
                    "seconds": float(sum(h["seconds"] for h in hist)), "config": asdict(cfg), "history": hist}

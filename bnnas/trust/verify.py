@@ -246,7 +246,7 @@ def train_one(cand: Candidate, cfg: RetrainConfig, data: ClassificationData, run
         trainer.write_metrics()
     rec = {**key, "name": cand.name, "seed": cfg.seed, "flops": cand.flops,
            # the last epoch's accuracy: picking the best epoch on val would select on the held-out data
-           "top1": res.history[-1].top1, "best_top1": res.best_top1, "best_epoch": res.best_epoch,
+           "top1": res.history[-1].top1, "best_top1": res.best.top1, "best_epoch": res.best.epoch,
            "epochs": len(res.history), "seconds": round(res.seconds, 2)}
     atomic_write_text(done, json.dumps(rec, indent=2) + "\n")
     return {**rec, "skipped": False}
