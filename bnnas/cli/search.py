@@ -25,7 +25,8 @@ from bnnas.core.flops import flops_table, params_table
 from bnnas.indicators.bn import ScoreTable, bn_score_table
 from bnnas.indicators.registry import as_scorer, build_indicator
 from bnnas.outputs.results import announce, result_tag, tagged
-from bnnas.search import SearchResult, check_budget, evolutionary_search, exact_search, num_choices, random_search
+from bnnas.search import (EvolutionConfig, SearchResult, check_budget, evolutionary_search, exact_search, num_choices,
+                          random_search)
 from bnnas.core.space import SearchSpace, get_space, list_spaces
 from bnnas.core.supernet import Supernet
 from bnnas.training.supernet_trainer import SupernetTrainConfig, SupernetTrainer, TrainResult, load_supernet, scores_from_record
@@ -78,8 +79,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--indicator", default="bn", help="bn (BN-NAS) or spos-acc (SPOS accuracy, needs held-out data)")
     g.add_argument("--search", default="exact,evolution,random",
                    help="comma list of exact, evolution, random; the arch comes from the first one listed")
-    g.add_argument("--population", type=cli.positive_int, default=50, help="evolution: subnets per generation")
-    g.add_argument("--iterations", type=cli.positive_int, default=20, help="evolution: generations")
+    g.add_argument("--population", type=cli.positive_int, default=EvolutionConfig.population,
+                   help="evolution: subnets per generation")
+    g.add_argument("--iterations", type=cli.positive_int, default=EvolutionConfig.iterations,
+                   help="evolution: generations")
     g.add_argument("--samples", type=cli.positive_int, default=1000, help="random search samples")
     g = p.add_argument_group("run")
     flags.add_run(g, "runs/search", "seed", "device")
@@ -204,11 +207,8 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
                 continue
             results[m] = exact_search(indicator, cost, budget)
         elif m == "evolution":
-            # the paper's split of a generation (50 = 25 mutations + 25 crossovers, top-10) kept for any population
-            half = args.population // 2
-            results[m] = evolutionary_search(scorer, cost, budget, nc, population=args.population,
-                                             topk=min(10, args.population), iterations=args.iterations,
-                                             mutations=half, crossovers=args.population - half, seed=args.seed)
+            evolution = EvolutionConfig.for_population(args.population, args.iterations)
+            results[m] = evolutionary_search(scorer, cost, budget, nc, evolution, seed=args.seed)
         else:
             results[m] = random_search(scorer, cost, budget, nc, samples=args.samples, seed=args.seed)
         r = results[m]
