@@ -156,7 +156,7 @@ class TrainedSupernet:
 
     model: Supernet
     info: dict
-    space: SearchSpace  # the run's space (a loaded checkpoint's own may differ in all but its name)
+    space: SearchSpace  # the run's space, which costs and reports use (a loaded checkpoint carries its own copy)
     data: ClassificationData
 
 
@@ -197,6 +197,8 @@ def _check_batch_size(batch_size: int | None, world_size: int, train_images: int
 
 @cli.with_exit_stack
 def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
+    """Read the flags into typed settings, check data and budget, train or load the supernet, then search and
+    report (the report's summary, or {} on processes other than the main one)."""
     work_dir = Path(args.work_dir)
     dist, device = init_distributed(args.device)
     args = resolve_recipe(args)
