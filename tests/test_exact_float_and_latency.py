@@ -10,7 +10,7 @@ import pytest
 from bnnas import BNNASError
 from bnnas.core.flops import CostTable
 from bnnas.indicators.bn import ScoreTable
-from bnnas.core.latency import LatencyTable, latency_noise_warning, measure_latency_table
+from bnnas.core.latency import LatencyTable, TimingSettings, latency_noise_warning, measure_latency_table
 from bnnas.search import check_budget, exact_search
 from bnnas.search.common import BUDGET_RTOL, budget_limit
 from bnnas.core.space import SpaceTable, build_space
@@ -82,7 +82,7 @@ def _tiny_space():
 
 
 # one thread: two OpenMP threads on a busy 2-core machine stall for milliseconds per call
-FAST = dict(block_seconds=0.0003, min_passes=3, max_passes=4, max_seconds=1.0, threads=1)
+FAST = TimingSettings(block_seconds=0.0003, min_passes=3, max_passes=4, max_seconds=1.0, threads=1)
 
 
 def test_latency_table_has_spread_and_its_cache_round_trips(tmp_path, monkeypatch):
@@ -90,7 +90,7 @@ def test_latency_table_has_spread_and_its_cache_round_trips(tmp_path, monkeypatc
 
     space = _tiny_space()
     cache = tmp_path / "latency_table.json"
-    t = measure_latency_table(space, "cpu", cache=cache, **FAST)
+    t = measure_latency_table(space, "cpu", cache=cache, timing=FAST)
     assert isinstance(t, LatencyTable) and isinstance(t, CostTable) and t.unit == "seconds"
     valid = np.isfinite(t.per_op)
     assert valid.sum() == 13 and t.spread.shape == t.per_op.shape
@@ -102,7 +102,7 @@ def test_latency_table_has_spread_and_its_cache_round_trips(tmp_path, monkeypatc
         raise AssertionError("a valid cache must not be re-measured")
 
     monkeypatch.setattr(lat, "_measure", no_measuring)
-    again = measure_latency_table(space, "cpu", cache=cache, **FAST)
+    again = measure_latency_table(space, "cpu", cache=cache, timing=FAST)
     np.testing.assert_array_equal(again.per_op, t.per_op)
     np.testing.assert_array_equal(again.spread, t.spread)  # NaN where absent, equal elsewhere
     assert again.base == t.base and again.base_spread == t.base_spread and again.passes == t.passes
@@ -115,11 +115,11 @@ def test_latency_table_has_spread_and_its_cache_round_trips(tmp_path, monkeypatc
 def test_old_or_broken_latency_cache_is_measured_again(tmp_path, old):
     space = _tiny_space()
     cache = tmp_path / "latency_table.json"
-    measure_latency_table(space, "cpu", cache=cache, **FAST)
+    measure_latency_table(space, "cpu", cache=cache, timing=FAST)
     doc = json.loads(cache.read_text())
     stale = old(doc)
     cache.write_text(stale if isinstance(stale, str) else json.dumps(stale))
-    t = measure_latency_table(space, "cpu", cache=cache, **FAST)
+    t = measure_latency_table(space, "cpu", cache=cache, timing=FAST)
     assert t.spread is not None and np.isfinite(t.spread[np.isfinite(t.per_op)]).all()
     assert json.loads(cache.read_text())["format"] == 2
 

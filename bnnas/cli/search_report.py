@@ -2,65 +2,78 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 
+from bnnas.cli.search_records import SearchOutcome, SearchSettings
 from bnnas.core.arch import Arch
-from bnnas.core.space import SearchSpace
 from bnnas.indicators.bn import ScoreTable
 from bnnas.outputs.checkpoint import atomic_write_text
 from bnnas.outputs.results import publish_latest, tagged
 from bnnas.outputs.table import format_table
-from bnnas.search import SearchResult
 from bnnas.training.supernet_trainer import scores_from_record
 from bnnas.trust.early_bird import consecutive_similarity, settle_epoch, similarity_matrix
-from bnnas.trust.evidence import LearningCheck
 
 
-def write_outputs(work_dir: Path, space: SearchSpace, arch: Arch, bn_table: ScoreTable, train_info: dict,
-                  results: dict[str, SearchResult], budget: float, unit: str, scale: float, args: argparse.Namespace,
-                  t_indicator: float, t_all: float, tag: str, evidence: LearningCheck) -> dict:
+def write_outputs(work_dir: Path, settings: SearchSettings, outcome: SearchOutcome) -> dict:
     """Plots, report.md and summary.json (under the result's tag, then published as the latest); prints the table."""
+    files, settled = _plots(work_dir, settings, outcome)
+    summary = _summary(settings, outcome, files, settled)
+    tag = outcome.tag
+    atomic_write_text(work_dir / tagged("report.md", tag),
+                      _report_md(summary, outcome.arch, outcome.bn_table, outcome.space))
+    atomic_write_text(work_dir / tagged("summary.json", tag), json.dumps(summary, indent=2) + "\n")
+    publish_latest(work_dir, tag)
+    print(_summary_table(summary))
+    return summary
+
+
+def _plots(work_dir: Path, settings: SearchSettings, o: SearchOutcome) -> tuple[dict[str, str], int | None]:
+    """Writes the plots (and the op-ranking similarity csv); returns the files by role, and the epoch the op ranking
+    settled at (None if it did not, or with fewer than two epochs)."""
     import bnnas.outputs.plots as plots
 
-    history = train_info["history"]
+    history, tag = o.train_info["history"], o.tag
     tables = [scores_from_record(h) for h in history]
     files = {"arch": tagged("arch.json", tag), "op_scores_plot": plots.plot_op_scores(
-        bn_table.scores, [l.choices for l in space.layers], work_dir / tagged("op_scores.png", tag), arch.choices).name}
+        o.bn_table.scores, [l.choices for l in o.space.layers], work_dir / tagged("op_scores.png", tag),
+        o.arch.choices).name}
     settled = None
-    if len(tables) >= 2:
+    if len(tables) >= 2:  # a similarity needs two epochs' rankings
         sim = similarity_matrix(tables)
         cons = consecutive_similarity(tables)
-        settled = settle_epoch(cons, args.eb_threshold, args.eb_patience)
+        settled = settle_epoch(cons, settings.eb_threshold, settings.eb_patience)
         files["early_bird_plot"] = plots.plot_similarity(sim, work_dir / "early_bird.png", settled).name
         np.savetxt(work_dir / "rank_similarity.csv", sim, delimiter=",", fmt="%.5f")
     if history:
         files["training_plot"] = plots.plot_training([h["epoch"] for h in history], [h["train_loss"] for h in history],
                                                      [h["train_acc"] for h in history], work_dir / "training.png").name
+    results, b = o.results, o.budget
     hist = results["evolution"].history if "evolution" in results else next(iter(results.values())).history
-    files["search_plot"] = plots.plot_search(hist, budget, {k: (r.cost, r.score) for k, r in results.items()},
-                                             work_dir / tagged("search.png", tag), scale, unit).name
-    summary = {
+    files["search_plot"] = plots.plot_search(hist, b.limit, {k: (r.cost, r.score) for k, r in results.items()},
+                                             work_dir / tagged("search.png", tag), b.scale, b.unit).name
+    return files, settled
+
+
+def _summary(settings: SearchSettings, o: SearchOutcome, files: dict[str, str], settled: int | None) -> dict:
+    """summary.json's content (its key order is the file's)."""
+    arch, space, b = o.arch, o.space, o.budget
+    return {
         "space": space.name, "arch": arch.ops, "flops_m": arch.meta["flops_m"], "params_m": arch.meta["params_m"],
-        "bn_score": arch.meta["bn_score"], "budget": budget / scale, "budget_unit": unit,
-        "supernet_seconds": round(train_info["seconds"], 2), "epochs_trained": len(history),
-        "stopped_early_at": train_info["stopped_early_at"], "ranking_settled_at": settled,
-        "indicator": args.indicator, "indicator_seconds": round(t_indicator, 4), "total_seconds": round(t_all, 2),
-        "search": {k: {**r.summary(), "cost": r.cost / scale, "ops": [space.layers[i].choices[c]
-                                                                      for i, c in enumerate(r.choices)]}
-                   for k, r in results.items()},
-        "files": files, "result": tag,
-        "evidence": evidence.to_dict(), "data": arch.meta["found_by"]["data"], "seed": args.seed,
-        "benchmark": _published(arch, budget if unit == "MFLOPs" else None),
+        "bn_score": arch.meta["bn_score"], "budget": b.shown, "budget_unit": b.unit,
+        "supernet_seconds": round(o.train_info["seconds"], 2), "epochs_trained": len(o.train_info["history"]),
+        "stopped_early_at": o.train_info["stopped_early_at"], "ranking_settled_at": settled,
+        "indicator": settings.indicator, "indicator_seconds": round(o.indicator_seconds, 4),
+        "total_seconds": round(o.total_seconds, 2),
+        "search": {k: {**r.summary(), "cost": r.cost / b.scale, "ops": [space.layers[i].choices[c]
+                                                                        for i, c in enumerate(r.choices)]}
+                   for k, r in o.results.items()},
+        "files": files, "result": o.tag,
+        "evidence": o.evidence.to_dict(), "data": arch.meta["found_by"]["data"], "seed": settings.seed,
+        "benchmark": _published(arch, b.limit if b.unit == "MFLOPs" else None),
     }
-    atomic_write_text(work_dir / tagged("report.md", tag), _report_md(summary, arch, bn_table, space))
-    atomic_write_text(work_dir / tagged("summary.json", tag), json.dumps(summary, indent=2) + "\n")
-    publish_latest(work_dir, tag)
-    print(_summary_table(summary))
-    return summary
 
 
 def _summary_table(s: dict) -> str:

@@ -47,6 +47,19 @@ class LatencyTable(CostTable):
     passes: int = 0  # timing blocks per op behind each median
 
 
+@dataclass(frozen=True)
+class TimingSettings:
+    """When to stop timing: once every op's median is stable, or at the pass or time cap (see
+    :func:`measure_latency_table`)."""
+
+    threshold: float = 0.02  # relative standard error of every op's median that counts as stable
+    block_seconds: float = 0.002  # length of one timing block
+    min_passes: int = 5  # passes before stability is first checked
+    max_passes: int = 200
+    max_seconds: float = 20.0  # timing cap, checked after each pass
+    threads: int | None = None  # torch intra-op threads while timing (None: the current setting)
+
+
 def _timer(module: nn.Module, x: torch.Tensor, threads: int) -> benchmark.Timer:
     module.eval()
     return benchmark.Timer(stmt="module(x)", globals={"module": module, "x": x}, num_threads=threads)
@@ -61,24 +74,23 @@ def _block_size(timer: benchmark.Timer, block_seconds: float) -> int:
 
 
 @torch.no_grad()
-def _measure(units: list[tuple[nn.Module, torch.Tensor]], threshold: float, block_seconds: float, min_passes: int,
-             max_passes: int, max_seconds: float, threads: int) -> np.ndarray:
+def _measure(units: list[tuple[nn.Module, torch.Tensor]], timing: TimingSettings, threads: int) -> np.ndarray:
     """(units, passes) per-call seconds, one block per unit per pass."""
     timers = [_timer(m, x, threads) for m, x in units]
-    numbers = [_block_size(t, block_seconds) for t in timers]
+    numbers = [_block_size(t, timing.block_seconds) for t in timers]
     samples: list[list[float]] = [[] for _ in timers]
     t0 = time.perf_counter()
-    for p in range(max_passes):
+    for p in range(timing.max_passes):
         order = range(len(timers)) if p % 2 == 0 else range(len(timers) - 1, -1, -1)
         for i in order:
             samples[i].append(timers[i].timeit(numbers[i]).median)
-        if p + 1 >= min_passes:
+        if p + 1 >= timing.min_passes:
             arr = np.asarray(samples)
             med = np.median(arr, axis=1)
             q1, q3 = np.percentile(arr, [25, 75], axis=1)
             # standard error of a median ~ 1.2533 * sigma / sqrt(n), sigma ~ IQR / 1.349
             se = 0.929 * (q3 - q1) / math.sqrt(p + 1)
-            if (se <= threshold * med).all() or time.perf_counter() - t0 > max_seconds:
+            if (se <= timing.threshold * med).all() or time.perf_counter() - t0 > timing.max_seconds:
                 break
     return np.asarray(samples)
 
@@ -102,16 +114,15 @@ def _load_cache(cache: Path, key: str, shape: tuple[int, int]) -> LatencyTable |
 
 
 def measure_latency_table(space: SearchSpace, device: torch.device | str = "cpu", batch: int = 1,
-                          cache: Path | None = None, *, threshold: float = 0.02, block_seconds: float = 0.002,
-                          min_passes: int = 5, max_passes: int = 200, max_seconds: float = 20.0,
-                          threads: int | None = None) -> LatencyTable:
+                          cache: Path | None = None, *, timing: TimingSettings = TimingSettings()) -> LatencyTable:
     """Median seconds of every candidate op at its layer's input shape, plus stem+head as the fixed part, with each
     op's spread (IQR over passes).
 
-    Stops when every op's median has a relative standard error <= ``threshold`` (after ``min_passes``), or after
-    ``max_passes`` passes or ``max_seconds`` of timing (checked after each pass). ``threads``: torch intra-op threads
-    while timing (default: the current setting). A ``cache`` written for the same space/device/batch in the current
-    format is reused; an older or unreadable one is measured again and overwritten.
+    Stops when every op's median has a relative standard error <= ``timing.threshold`` (after
+    ``timing.min_passes``), or after ``timing.max_passes`` passes or ``timing.max_seconds`` of timing (checked after
+    each pass). ``timing.threads``: torch intra-op threads while timing (default: the current setting). A ``cache``
+    written for the same space/device/batch in the current format is reused; an older or unreadable one is measured
+    again and overwritten.
     """
     device = torch.device(device)
     key = f"{space.name}|{device.type}|b{batch}"
@@ -119,20 +130,9 @@ def measure_latency_table(space: SearchSpace, device: torch.device | str = "cpu"
         cached = _load_cache(Path(cache), key, (len(space.layers), space.max_choices))
         if cached is not None:
             return cached
-    units: list[tuple[nn.Module, torch.Tensor]] = []
-    where: list[tuple[int, int]] = []
-    for li, l in enumerate(space.layers):
-        x = torch.randn(batch, l.cin, l.size_in, l.size_in, device=device)
-        for ci, op in enumerate(l.choices):
-            units.append((build_op(op, l.cin, l.cout, l.stride, space.bn_after_every_op, act=space.activation).to(device), x))
-            where.append((li, ci))
-    last = space.layers[-1]
-    units.append((build_stem(space).to(device),
-                  torch.randn(batch, 3, space.input_size, space.input_size, device=device)))
-    units.append((Head(last.cout, space.head_channels, space.num_classes, act=space.activation).to(device),
-                   torch.randn(batch, last.cout, last.size_out, last.size_out, device=device)))
-    threads = torch.get_num_threads() if threads is None else int(threads)
-    samples = _measure(units, threshold, block_seconds, min_passes, max_passes, max_seconds, threads)
+    units, where = _timing_units(space, device, batch)
+    threads = torch.get_num_threads() if timing.threads is None else int(timing.threads)
+    samples = _measure(units, timing, threads)
     med = np.median(samples, axis=1)
     q1, q3 = np.percentile(samples, [25, 75], axis=1)
     iqr = q3 - q1
@@ -140,16 +140,42 @@ def measure_latency_table(space: SearchSpace, device: torch.device | str = "cpu"
     spread = np.full(per_op.shape, np.nan)
     for i, (li, ci) in enumerate(where):
         per_op[li, ci], spread[li, ci] = med[i], iqr[i]
+    # the last two units are the stem and the head: together the fixed part of every subnet
     table = LatencyTable(per_op, float(med[-2] + med[-1]), "seconds", spread, float(iqr[-2] + iqr[-1]),
                          samples.shape[1])
     if cache is not None:
-        atomic_write_text(Path(cache), json.dumps({
-            "format": CACHE_FORMAT, "key": key,
-            "per_op": np.where(np.isfinite(per_op), per_op, _ABSENT).tolist(), "base": table.base,
-            "spread": to_jsonable(spread, nan_to_none=True),
-            "base_spread": table.base_spread, "passes": table.passes, "threads": threads,
-        }))
+        _write_cache(Path(cache), key, table, threads)
     return table
+
+
+def _timing_units(space: SearchSpace, device: torch.device,
+                  batch: int) -> tuple[list[tuple[nn.Module, torch.Tensor]], list[tuple[int, int]]]:
+    """Every candidate op with an input of its layer's shape (and its (layer, choice)), then the stem and the head."""
+    units: list[tuple[nn.Module, torch.Tensor]] = []
+    where: list[tuple[int, int]] = []
+    for li, l in enumerate(space.layers):
+        x = torch.randn(batch, l.cin, l.size_in, l.size_in, device=device)
+        for ci, op in enumerate(l.choices):
+            op_module = build_op(op, l.cin, l.cout, l.stride, space.bn_after_every_op, act=space.activation)
+            units.append((op_module.to(device), x))
+            where.append((li, ci))
+    last = space.layers[-1]
+    units.append((build_stem(space).to(device),
+                  torch.randn(batch, 3, space.input_size, space.input_size, device=device)))
+    units.append((Head(last.cout, space.head_channels, space.num_classes, act=space.activation).to(device),
+                   torch.randn(batch, last.cout, last.size_out, last.size_out, device=device)))
+    return units, where
+
+
+def _write_cache(cache: Path, key: str, table: LatencyTable, threads: int) -> None:
+    """The table as JSON (inf and NaN, which JSON lacks, as ``_ABSENT`` and null), for :func:`_load_cache`."""
+    per_op = table.per_op
+    atomic_write_text(cache, json.dumps({
+        "format": CACHE_FORMAT, "key": key,
+        "per_op": np.where(np.isfinite(per_op), per_op, _ABSENT).tolist(), "base": table.base,
+        "spread": to_jsonable(table.spread, nan_to_none=True),
+        "base_spread": table.base_spread, "passes": table.passes, "threads": threads,
+    }))
 
 
 def latency_noise_warning(table: CostTable, budget: float, choices: Sequence[int] | np.ndarray | None = None,
@@ -171,24 +197,9 @@ def latency_noise_warning(table: CostTable, budget: float, choices: Sequence[int
     cost = np.asarray(table.per_op, dtype=np.float64)
     spread = np.asarray(spread, dtype=np.float64)
     valid = np.isfinite(cost) & np.isfinite(spread)
-    L = len(cost)
     picked = None if choices is None else np.asarray(choices, dtype=np.int64)
-    if picked is not None:
-        noise = float(spread[np.arange(L), picked].sum())
-    else:
-        noise = float(sum(np.median(spread[l, valid[l]]) for l in range(L) if valid[l].any()))
-    noise += float(getattr(table, "base_spread", 0.0))
-    gaps = []
-    for l in range(L):
-        c = cost[l, valid[l]]
-        if len(c) < 2:
-            continue
-        if picked is not None:
-            others = np.delete(cost[l], picked[l])[np.delete(valid[l], picked[l])]
-            gaps.append(np.abs(others - cost[l, picked[l]]).min())
-        else:
-            gaps.append(np.diff(np.sort(c)).min())
-    gap = float(np.median(gaps)) if gaps else np.inf
+    noise = _subnet_noise(spread, valid, picked) + float(getattr(table, "base_spread", 0.0))
+    gap = _typical_gap(cost, valid, picked)
     room = float(budget) - table.min_total
     reasons = []
     if noise > gap:
@@ -203,3 +214,26 @@ def latency_noise_warning(table: CostTable, budget: float, choices: Sequence[int
     return (f"latency table is noisy: the summed timing spread (IQR) of {which} is {noise * 1e3:.4f} ms and "
             + " and ".join(reasons) + "; the same budget may select a different subnet when the table is measured "
             "again (measure on an idle device, raise max_seconds, or search by FLOPs)")
+
+
+def _subnet_noise(spread: np.ndarray, valid: np.ndarray, picked: np.ndarray | None) -> float:
+    """Summed op spread of the ``picked`` subnet, or of a typical one (each layer's median op spread)."""
+    if picked is not None:
+        return float(spread[np.arange(len(spread)), picked].sum())
+    return float(sum(np.median(spread[l, valid[l]]) for l in range(len(spread)) if valid[l].any()))
+
+
+def _typical_gap(cost: np.ndarray, valid: np.ndarray, picked: np.ndarray | None) -> float:
+    """Median over layers with a choice of the latency step from the picked op (or, without ``picked``, between the
+    two closest ops) to its nearest alternative; inf when no layer has a choice."""
+    gaps = []
+    for l in range(len(cost)):
+        c = cost[l, valid[l]]
+        if len(c) < 2:
+            continue
+        if picked is not None:
+            others = np.delete(cost[l], picked[l])[np.delete(valid[l], picked[l])]
+            gaps.append(np.abs(others - cost[l, picked[l]]).min())
+        else:
+            gaps.append(np.diff(np.sort(c)).min())
+    return float(np.median(gaps)) if gaps else np.inf

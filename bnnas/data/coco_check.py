@@ -55,6 +55,18 @@ def check_coco(ann_file: str | os.PathLike, img_dir: str | os.PathLike | None = 
     returned in ``report.broken`` for the caller to drop (COCO train2017 itself has two zero-height boxes).
     """
     path = Path(ann_file)
+    images, anns, cats = _load_lists(path)
+    categories = _categories(path, cats, classes)
+    sizes = _image_sizes(path, images)
+    broken = _broken_boxes(path, anns, sizes, categories, max_broken_boxes)
+    if img_dir is not None:
+        _check_image_files(path, images, Path(img_dir))
+    return CocoReport(str(path), len(images), len(anns), categories, broken)
+
+
+def _load_lists(path: Path) -> tuple[list, list, list]:
+    """The file's images, annotations and categories lists; an error unless it is a COCO JSON object with images
+    and categories."""
     if not path.is_file():
         raise BNNASError(f"COCO annotation file not found: {path}")
     try:
@@ -71,7 +83,11 @@ def check_coco(ann_file: str | os.PathLike, img_dir: str | os.PathLike | None = 
         raise BNNASError(f"{path} lists no images")
     if not cats:
         raise BNNASError(f"{path} lists no categories")
+    return images, anns, cats
 
+
+def _categories(path: Path, cats: list, classes: Sequence[str] | None) -> dict[int, str]:
+    """Category id -> name; an error if a configured class is not among the names (mmdet would drop its boxes)."""
     categories: dict[int, str] = {}
     for c in cats:
         if not isinstance(c, dict) or "id" not in c or "name" not in c:
@@ -86,7 +102,11 @@ def check_coco(ann_file: str | os.PathLike, img_dir: str | os.PathLike | None = 
                 f"(it has {', '.join(sorted(categories.values())[:10])}{' ...' if len(categories) > 10 else ''}); "
                 "set metainfo=dict(classes=...) to the file's category names"
             )
+    return categories
 
+
+def _image_sizes(path: Path, images: list) -> dict[object, tuple[float, float]]:
+    """Image id -> (width, height); an error for an incomplete entry, a repeated id or a non-positive size."""
     sizes: dict[object, tuple[float, float]] = {}
     for img in images:
         if not isinstance(img, dict) or not all(k in img for k in ("id", "file_name", "width", "height")):
@@ -97,7 +117,13 @@ def check_coco(ann_file: str | os.PathLike, img_dir: str | os.PathLike | None = 
                 and img["width"] > 0 and img["height"] > 0):
             raise BNNASError(f"{path}: image {img['file_name']!r} has size {img['width']}x{img['height']}")
         sizes[img["id"]] = (float(img["width"]), float(img["height"]))
+    return sizes
 
+
+def _broken_boxes(path: Path, anns: list, sizes: dict[object, tuple[float, float]], categories: dict[int, str],
+                  max_broken_boxes: int) -> dict[int, str]:
+    """Annotation id -> why its box is unusable, at most ``max_broken_boxes`` of them; an error for an incomplete
+    annotation or one that names an unlisted image or category."""
     broken: dict[int, str] = {}
     first_broken = None
     for ann in anns:
@@ -119,15 +145,16 @@ def check_coco(ann_file: str | os.PathLike, img_dir: str | os.PathLike | None = 
             f"{path}: {len(broken)} broken box(es), e.g. {first_broken}"
             + (f" (tolerating at most {max_broken_boxes})" if max_broken_boxes else "")
         )
+    return broken
 
-    if img_dir is not None:
-        root = Path(img_dir)
-        if not root.is_dir():
-            raise BNNASError(f"image directory not found: {root} (needed by {path})")
-        absent_files = [img["file_name"] for img in images if not (root / img["file_name"]).is_file()]
-        if absent_files:
-            raise BNNASError(
-                f"{len(absent_files)} of {len(images)} images listed in {path} are missing from {root}, "
-                f"e.g. {absent_files[0]}"
-            )
-    return CocoReport(str(path), len(images), len(anns), categories, broken)
+
+def _check_image_files(path: Path, images: list, root: Path) -> None:
+    """An error unless ``root`` is a directory that holds every image the file lists."""
+    if not root.is_dir():
+        raise BNNASError(f"image directory not found: {root} (needed by {path})")
+    absent_files = [img["file_name"] for img in images if not (root / img["file_name"]).is_file()]
+    if absent_files:
+        raise BNNASError(
+            f"{len(absent_files)} of {len(images)} images listed in {path} are missing from {root}, "
+            f"e.g. {absent_files[0]}"
+        )
