@@ -30,16 +30,14 @@ def data_fingerprint(data: ClassificationData) -> dict[str, Any]:
             "first_classes": names[:3]}
 
 
-def fingerprint_diff(old: dict[str, Any] | None, new: dict[str, Any]) -> str | None:
-    """A readable list of what differs, or None when the data is the same (or ``old`` predates fingerprints)."""
-    if not old:
-        return None
+def fingerprint_diff(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """A readable list of what differs, or None when the data is the same."""
     out = []
-    if old.get("root") != new["root"]:
-        out.append(f"root {old.get('root')} -> {new['root']}")
-    if old.get("classes_sha1") != new["classes_sha1"] or old.get("num_classes") != new["num_classes"]:
-        out.append(f"classes {old.get('num_classes')} ({', '.join(old.get('first_classes', []))}, ...) -> "
+    if old["root"] != new["root"]:
+        out.append(f"root {old['root']} -> {new['root']}")
+    if old["classes_sha1"] != new["classes_sha1"] or old["num_classes"] != new["num_classes"]:
+        out.append(f"classes {old['num_classes']} ({', '.join(old['first_classes'])}, ...) -> "
                    f"{new['num_classes']} ({', '.join(new['first_classes'])}, ...)")
-    if old.get("train_size") != new["train_size"]:
-        out.append(f"training images {old.get('train_size')} -> {new['train_size']}")
+    if old["train_size"] != new["train_size"]:
+        out.append(f"training images {old['train_size']} -> {new['train_size']}")
     return "; ".join(out) or None
