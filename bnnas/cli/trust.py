@@ -61,7 +61,8 @@ RANK_DESCRIPTION = ("Rank correlation of indicators with from-scratch accuracy o
 def add_rank_arguments(p: argparse.ArgumentParser) -> None:
     from bnnas.trust.benchmark_study import BOOTSTRAP_RESAMPLES as BENCHMARK_RESAMPLES
     from bnnas.trust.benchmark_study import DEFAULT_INDICATORS as BENCHMARK_INDICATORS
-    from bnnas.trust.correlation import BOOTSTRAP_RESAMPLES, DEFAULT_INDICATORS
+    from bnnas.trust.correlation import DEFAULT_INDICATORS
+    from bnnas.trust.rank_stats import BOOTSTRAP_RESAMPLES
 
     g = p.add_argument_group("data and subnets")
     flags.add(g, "data")
@@ -169,7 +170,8 @@ def _setup(args: argparse.Namespace):
 # -- rank --------------------------------------------------------------------------------------------------------------
 def _study_cfg(args: argparse.Namespace, default_indicators: tuple[str, ...], bootstrap: int, batch: int,
                workers: int):
-    from bnnas.trust.correlation import StudyConfig, SupernetSpec
+    from bnnas.trust.correlation import StudyConfig
+    from bnnas.trust.study_supernets import SupernetSpec
 
     proxy = _proxy_cfg(args)
     proxy.workers = workers
@@ -189,7 +191,10 @@ def _study_cfg(args: argparse.Namespace, default_indicators: tuple[str, ...], bo
 
 @cli.with_exit_stack
 def run_rank(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict | None:
-    from bnnas.trust.correlation import BOOTSTRAP_RESAMPLES, DEFAULT_INDICATORS, print_table, run_study, study_data
+    from bnnas.trust.correlation import DEFAULT_INDICATORS, run_study
+    from bnnas.trust.correlation_report import print_table
+    from bnnas.trust.rank_stats import BOOTSTRAP_RESAMPLES
+    from bnnas.trust.study_data import study_data
     from bnnas.data import build_classification_data
     from bnnas.core.space import get_space
 
@@ -223,7 +228,7 @@ def _run_benchmark(args: argparse.Namespace, stack: contextlib.ExitStack) -> dic
     from bnnas.data import build_classification_data
     from bnnas.outputs.table import format_table
     import bnnas.trust.benchmark_study as bs
-    from bnnas.trust.correlation import study_data
+    from bnnas.trust.study_data import study_data
 
     from bnnas.core.space import get_space
 
@@ -322,7 +327,7 @@ def run_early_bird(args: argparse.Namespace, stack: contextlib.ExitStack) -> dic
 @cli.with_exit_stack
 def run_bias(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict | None:
     import bnnas.trust.bias as bias
-    from bnnas.trust.correlation import SupernetSpec, obtain_supernet
+    from bnnas.trust.study_supernets import SupernetSpec, obtain_supernet
     from bnnas.data import build_classification_data
     from bnnas.indicators.bn import ScoreTable
     from bnnas.indicators.registry import build_indicator

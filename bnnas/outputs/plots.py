@@ -161,3 +161,15 @@ def plot_benchmark_study(doc: dict, path: Path) -> Path:
     ax2.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3, columnspacing=0.8)
     fig.suptitle(f"{doc['benchmark']}: indicators vs the published ground truth ({doc['data_role']})", fontsize=10)
     return _save(fig, path)
+
+
+def plot_indicator_scatter(spec: str, res: dict, acc: np.ndarray, flops: np.ndarray, k: int, path: Path) -> Path:
+    """One indicator of the ranking study: its score against each subnet's proxy-trained accuracy, coloured by FLOPs."""
+    fig, ax = plt.subplots(figsize=(4.6, 3.8))
+    sc = ax.scatter(res["scores"], 100 * acc, c=flops, cmap="viridis", s=36, edgecolor="k", lw=0.5)
+    fig.colorbar(sc, ax=ax, label="MFLOPs")
+    ax.set_xlabel(f"{spec} score")
+    ax.set_ylabel("proxy-trained val top-1 (%)")
+    ax.set_title(f"{spec}: tau {res['kendall_tau']:+.2f}, rho {res['spearman_rho']:+.2f} (K={k})",
+                 fontsize=9)
+    return _save(fig, path)
