@@ -173,3 +173,29 @@ def plot_indicator_scatter(spec: str, res: dict, acc: np.ndarray, flops: np.ndar
     ax.set_title(f"{spec}: tau {res['kendall_tau']:+.2f}, rho {res['spearman_rho']:+.2f} (K={k})",
                  fontsize=9)
     return _save(fig, path)
+
+
+def plot_verify(st, flops: dict[str, float], budget: float, path: Path) -> Path:
+    """Does the search beat random? Every arch's per-seed and mean accuracy against its FLOPs, the random archs'
+    median +- 1 std and the budget; ``st`` is a :class:`bnnas.trust.verify.VerifyStats`."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    lo, hi = st.pool_median - (st.pool_std or 0.0), st.pool_median + (st.pool_std or 0.0)
+    ax.axhspan(100 * lo, 100 * hi, color="tab:blue", alpha=0.12, label="random median ± 1 std")
+    ax.axhline(100 * st.pool_median, color="tab:blue", lw=0.8, ls="--")
+    for i, r in enumerate(st.random):
+        x = flops[r.name] / 1e6
+        ax.scatter([x] * r.n, [100 * a for a in r.accs.values()], s=14, color="tab:blue", alpha=0.45,
+                   label="random arch, per seed" if i == 0 else None)
+        ax.scatter([x], [100 * r.mean], s=60, marker="D", facecolor="white", edgecolor="tab:blue", zorder=3,
+                   label="random arch, mean" if i == 0 else None)
+    s = st.searched
+    x = flops["searched"] / 1e6
+    ax.scatter([x] * s.n, [100 * a for a in s.accs.values()], s=18, color="tab:red", alpha=0.6,
+               label="searched, per seed")
+    ax.scatter([x], [100 * s.mean], s=200, marker="*", color="tab:red", edgecolor="k", zorder=4, label="searched, mean")
+    ax.axvline(budget / 1e6, color="grey", ls=":", lw=1, label="budget")
+    ax.set_xlabel("MFLOPs")
+    ax.set_ylabel("held-out top-1 (%)")
+    ax.set_title(f"searched at percentile {st.percentile:.0f} of {len(st.random)} random archs")
+    ax.legend(fontsize=7, loc="best")
+    return _save(fig, path)
