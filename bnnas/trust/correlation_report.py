@@ -44,7 +44,8 @@ def write_study_outputs(doc: dict, work_dir: Path) -> dict:
 
 def _md_head(doc: dict) -> list[str]:
     return [f"# Indicator ranking study: {doc['space']} on {doc['data']}", "",
-            f"K = {doc['k']} subnets stratified over {doc['flops_range_m'][0]:.2f}-{doc['flops_range_m'][1]:.2f} MFLOPs, "
+            f"K = {doc['k']} subnets stratified over {doc['flops_range_m'][0]:.2f}-{doc['flops_range_m'][1]:.2f} "
+            "MFLOPs, "
             f"each trained from scratch ({proxy_str(doc['ground_truth']['proxy'])}) and evaluated on "
             f"{doc['ground_truth']['val_images']} val images. Wall time {doc['wall_seconds']:.0f} s.", "",
             "Brackets: bootstrap 95 % CI (K subnets resampled with replacement, percentile); a CI that spans 0 means "
