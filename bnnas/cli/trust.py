@@ -326,12 +326,10 @@ def run_early_bird(args: argparse.Namespace, stack: contextlib.ExitStack) -> dic
 # -- bias --------------------------------------------------------------------------------------------------------------
 @cli.with_exit_stack
 def run_bias(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict | None:
-    import bnnas.trust.bias as bias
-    from bnnas.trust.study_supernets import SupernetSpec, obtain_supernet
+    import bnnas.trust.bias_study as bias_study
     from bnnas.data import build_classification_data
-    from bnnas.indicators.bn import ScoreTable
-    from bnnas.indicators.registry import build_indicator
     from bnnas.core.space import get_space
+    from bnnas.trust.bias_report import bias_md
 
     work_dir = Path(args.work_dir)
     dist, device = _setup(args)
@@ -339,78 +337,17 @@ def run_bias(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict | No
     probe = get_space(args.biased_space)
     data = build_classification_data(args.data, probe.input_size, 0, args.seed)
     batch = defaults.pick(args.batch_size, "supernet", "batch_size", args.data)
-    forms = {"biased": (args.biased_space, args.supernet_biased),
-             "unbiased": (args.unbiased_space, args.supernet_unbiased)}
-    spaces = {k: get_space(name, data.num_classes) for k, (name, _) in forms.items()}
-    if [l.choices for l in spaces["biased"].layers] != [l.choices for l in spaces["unbiased"].layers]:
-        raise BNNASError(f"{args.biased_space} and {args.unbiased_space} do not offer the same candidates; the bias "
-                         "measurement compares two forms of one space")
+    cfg = bias_study.BiasConfig(
+        forms={"biased": (args.biased_space, args.supernet_biased),
+               "unbiased": (args.unbiased_space, args.supernet_unbiased)},
+        epochs=args.epochs, batch_size=batch, bn_params=args.bn_params, indicator=args.indicator,
+        budgets=args.budgets, seed=args.seed, proxy=_proxy_cfg(args) if args.retrain else None, quiet=args.quiet)
+    spaces = bias_study.bias_spaces(cfg.forms, data.num_classes)
     hold_work_dir(stack, work_dir, dist.is_main, dist.enabled)  # once the inputs have been checked
-    out: dict = {"format": "bnnas.bias/1", "data": data.name, "epochs": args.epochs, "indicator": args.indicator,
-                 "forms": {}}
-    if args.budgets:
-        budgets = list(args.budgets)
-    else:
-        budgets = bias.budgets_for(spaces["biased"])
-    out["budgets_m"] = budgets
-    out["uniform_conv_share"] = bias.uniform_conv_share(spaces["biased"])
-    for form, (name, ckpt) in forms.items():
-        space = spaces[form]
-        spec = SupernetSpec("bn", args.epochs, batch, bn_params=args.bn_params, seed=args.seed, checkpoint=ckpt)
-        model, info = obtain_supernet(space, data, spec, work_dir / f"supernet-{form}", device, dist, args.quiet)
-        if not dist.is_main:
-            continue
-        ind = build_indicator(args.indicator, model.eval(), data=data, device=device, seed=args.seed)
-        if not isinstance(ind, ScoreTable):
-            raise BNNASError(f"the bias measurement needs an additive indicator (exact search); {args.indicator} "
-                             "is not")
-        picks = bias.bias_picks(space, ind.scores, budgets)
-        out["forms"][form] = {
-            "space": name, "bn_after_every_op": space.bn_after_every_op, "supernet": info["source"],
-            "supernet_epochs": info["epochs"], "supernet_seconds": info["seconds"],
-            "mean_score_by_kind": bias.mean_score_by_kind(space, ind.scores), "picks": picks}
-    if not dist.is_main:
-        return None
-    if args.retrain:
-        from bnnas.core.arch import Arch
-        from bnnas.training.proxy import train_from_scratch
-
-        proxy = _proxy_cfg(args)
-        default = spaces["biased"].default_budget or budgets[len(budgets) // 2]
-        for form, f in out["forms"].items():
-            pick = min(f["picks"], key=lambda r: abs(r["budget_m"] - default))
-            f["retrained"] = {"budget_m": pick["budget_m"], **train_from_scratch(
-                Arch(spaces[form], tuple(pick["choices"])), data.train, data.val, proxy, device, **_decode_kw(data))}
-        out["proxy"] = proxy.to_dict()
-    out["wall_seconds"] = time.perf_counter() - t_all
-    atomic_write_text(work_dir / "bias.json", json.dumps(out, indent=2) + "\n")
-    md = _bias_md(out)
-    atomic_write_text(work_dir / "bias.md", md)
-    print(md)
+    out = bias_study.run_bias_study(spaces, data, cfg, work_dir, device, dist, started=t_all)
+    if out is not None:
+        print(bias_md(out))
     return out
-
-
-def _bias_md(out: dict) -> str:
-    lines = [f"# Conv bias of the BN indicator ({out['data']}, {out['epochs']} BN-only epochs, "
-             f"`{out['indicator']}`)", "",
-             f"Conv share = share of MBConv picks among the layers that offer a parameter-free op (uniform random "
-             f"picking: {100 * out['uniform_conv_share']:.0f}%).", "",
-             "| budget MFLOPs | " + " | ".join(f"{f} conv share | {f} param-free picks" for f in out["forms"]) + " |",
-             "|---|" + "---|---|" * len(out["forms"])]
-    for i, b in enumerate(out["budgets_m"]):
-        cells = []
-        for f in out["forms"].values():
-            r = f["picks"][i]
-            cells += [f"{100 * r['conv_share_free_layers']:.0f}%", " ".join(r["picked_param_free"]) or "-"]
-        lines.append(f"| {b:g} | " + " | ".join(cells) + " |")
-    lines += ["", "Mean score by op kind on those layers:", ""]
-    for form, f in out["forms"].items():
-        lines.append(f"- {form}: " + ", ".join(f"{k} {v:.4f}" for k, v in f["mean_score_by_kind"].items()))
-        if "retrained" in f:
-            r = f["retrained"]
-            lines.append(f"  - arch at {r['budget_m']:g} MFLOPs trained from scratch: {100 * r['acc']:.2f}% val top-1 "
-                         f"({r['flops_m']:.2f} MFLOPs)")
-    return "\n".join(lines) + "\n"
 
 
 SUMMARIES = {
