@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import sys
 import time
@@ -22,7 +21,6 @@ import bnnas.cli.common as cli
 from bnnas.outputs.workdir import hold_work_dir
 import bnnas.cli.flags as flags
 import bnnas.cli.defaults as defaults
-from bnnas.outputs.checkpoint import atomic_write_text
 from bnnas.data.datasets import cifar10_root, is_builtin
 from bnnas.errors import BNNASError
 
@@ -154,11 +152,6 @@ def add_bias_arguments(p: argparse.ArgumentParser) -> None:
     _run_flags(p, "runs/bias")
 
 
-def _decode_kw(data) -> dict:
-    return {"collate_fn": getattr(data, "collate_fn", None),
-            "device_transform": getattr(data, "device_transform", None)}
-
-
 def _setup(args: argparse.Namespace):
     from bnnas.training.distributed import init_distributed
 
@@ -260,6 +253,28 @@ def _run_benchmark(args: argparse.Namespace, stack: contextlib.ExitStack) -> dic
 
 
 # -- early-bird ------------------------------------------------------------------------------------------------------
+def _full_schedule_history(args: argparse.Namespace, dist, device, work_dir: Path):
+    """Train (or resume) the full schedule exactly as tools/search.py would, without its stopper (replayed later):
+    (resolved args, space name, per-epoch score tables, training info, data), or None off rank 0."""
+    from bnnas.cli.search import supernet_config, train_or_load_supernet
+    from bnnas.core.space import get_space
+    from bnnas.data import build_classification_data
+    from bnnas.training.supernet_trainer import scores_from_record
+
+    args = defaults.resolve_recipe(args)
+    probe = get_space(args.space)
+    data = build_classification_data(args.data, probe.input_size, args.holdout, args.seed,
+                                     limit_train=args.limit_train)  # as tools/search.py trains
+    # the full schedule (no stopper): the stop is replayed below
+    _, train_info = train_or_load_supernet(
+        get_space(args.space, data.num_classes), data, device, dist, work_dir,
+        supernet_config(args, dist.world_size), checkpoint=args.supernet, no_resume=args.no_resume,
+        quiet=args.quiet)
+    if not dist.is_main:
+        return None
+    return args, args.space, [scores_from_record(h) for h in train_info["history"]], train_info, data
+
+
 @cli.with_exit_stack
 def run_early_bird(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict | None:
     import bnnas.trust.early_bird_compare as ebc
@@ -275,50 +290,24 @@ def run_early_bird(args: argparse.Namespace, stack: contextlib.ExitStack) -> dic
         space_name = args.space or space_name
         if space_name is None:
             raise BNNASError(f"{args.scores} does not say which space it is from; pass --space")
-        train_info = {"source": str(args.scores)}
-        data = None
+        train_info, data = {"source": str(args.scores)}, None
     else:
-        from bnnas.cli.search import supernet_config, train_or_load_supernet
-
-        args = defaults.resolve_recipe(args)
-        space_name = args.space
-        probe = get_space(space_name)
-        data = build_classification_data(args.data, probe.input_size, args.holdout, args.seed,
-                                         limit_train=args.limit_train)  # as tools/search.py trains
-        # the full schedule (no stopper): the stop is replayed below
-        _, train_info = train_or_load_supernet(
-            get_space(space_name, data.num_classes), data, device, dist, work_dir,
-            supernet_config(args, dist.world_size), checkpoint=args.supernet, no_resume=args.no_resume,
-            quiet=args.quiet)
-        if not dist.is_main:
+        got = _full_schedule_history(args, dist, device, work_dir)
+        if got is None:
             return None
-        from bnnas.training.supernet_trainer import scores_from_record
-
-        tables = [scores_from_record(h) for h in train_info["history"]]
+        args, space_name, tables, train_info, data = got
     space = get_space(space_name, data.num_classes if data is not None else None)
     budget = (space.default_budget if args.flops is None else args.flops) * 1e6
     doc = ebc.compare_stop_vs_full(space, tables, budget, args.eb_threshold, args.eb_patience)
     doc.update({"space": space.name, "source": train_info["source"],
                 "train_mode": train_info.get("config", {}).get("train_mode")})
     if args.retrain and doc["stop"] is not None:
-        from bnnas.core.arch import Arch
-        from bnnas.training.proxy import train_from_scratch
-
         if data is None:
             data = build_classification_data(args.data, space.input_size, args.holdout, args.seed,
                                              limit_train=args.limit_train)
-        proxy = _proxy_cfg(args)
-        res = {}
-        for which in ("stop", "final"):
-            ch = tuple(doc[which]["choices"])
-            res[which] = res["stop"] if which == "final" and ch == tuple(doc["stop"]["choices"]) else \
-                train_from_scratch(Arch(space, ch), data.train, data.val, proxy, device, **_decode_kw(data))
-        doc["retrained"] = {"proxy": proxy.to_dict(), **res}
+        doc["retrained"] = ebc.retrain_stop_and_final(doc, space, data, _proxy_cfg(args), device)
     doc["wall_seconds"] = time.perf_counter() - t0
-    doc["files"] = ebc.write_outputs(doc, tables, work_dir)
-    atomic_write_text(work_dir / "early_bird_compare.json", json.dumps(doc, indent=2) + "\n")
-    md = ebc.report_md(doc)
-    atomic_write_text(work_dir / "early_bird_compare.md", md)
+    md = ebc.save_comparison(doc, tables, work_dir)
     print(md)
     return doc
 

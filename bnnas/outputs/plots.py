@@ -175,6 +175,20 @@ def plot_indicator_scatter(spec: str, res: dict, acc: np.ndarray, flops: np.ndar
     return _save(fig, path)
 
 
+def plot_overlap_by_epoch(overlap: Sequence[float], stop_epoch: int | None, path: Path) -> Path:
+    """Early-bird: share of layers where each epoch's searched arch equals the final one, and the stop epoch."""
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    e = np.arange(1, len(overlap) + 1)
+    ax.plot(e, overlap, "o-", label="searched arch = final arch (share of layers)")
+    if stop_epoch:
+        ax.axvline(stop_epoch, color="r", ls="--", lw=1, label=f"early-bird stop (epoch {stop_epoch})")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("supernet epoch")
+    ax.set_ylabel("overlap with final arch")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
 def plot_verify(st, flops: dict[str, float], budget: float, path: Path) -> Path:
     """Does the search beat random? Every arch's per-seed and mean accuracy against its FLOPs, the random archs'
     median +- 1 std and the budget; ``st`` is a :class:`bnnas.trust.verify.VerifyStats`."""
