@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import matplotlib
 
@@ -189,9 +189,10 @@ def plot_overlap_by_epoch(overlap: Sequence[float], stop_epoch: int | None, path
     return _save(fig, path)
 
 
-def plot_verify(st, flops: dict[str, float], budget: float, path: Path) -> Path:
+def plot_verify(st: Any, flops: dict[str, float], budget: float, path: Path) -> Path:
     """Does the search beat random? Every arch's per-seed and mean accuracy against its FLOPs, the random archs'
-    median +- 1 std and the budget; ``st`` is a :class:`bnnas.trust.verify.VerifyStats`."""
+    median +- 1 std and the budget; ``st`` is verify's VerifyStats (read, not imported: outputs sit below
+    the trust layer)."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     lo, hi = st.pool_median - (st.pool_std or 0.0), st.pool_median + (st.pool_std or 0.0)
     ax.axhspan(100 * lo, 100 * hi, color="tab:blue", alpha=0.12, label="random median ± 1 std")

@@ -10,11 +10,11 @@ import numpy as np
 from bnnas.outputs.checkpoint import atomic_write_text
 
 
-def fmt(v, digits: int = 3) -> str:
+def fmt(v: float | None, digits: int = 3) -> str:
     return "n/a" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.{digits}f}"
 
 
-def ci_str(ci) -> str:
+def ci_str(ci: list[float] | None) -> str:
     return "[n/a]" if ci is None else f"[{ci[0]:+.2f}, {ci[1]:+.2f}]"
 
 
