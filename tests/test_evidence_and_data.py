@@ -53,7 +53,7 @@ def test_holdout_comes_from_the_training_split_never_the_test_split(fake_fashion
 
 
 def test_search_and_ranking_study_hold_out_the_same_images(fake_fashion):
-    from bnnas.trust.correlation import study_data
+    from bnnas.trust.study_data import study_data
 
     search = ds.build_classification_data("fashion-mnist", 32, holdout=10, seed=3)
     study = study_data(ds.build_classification_data("fashion-mnist", 32, seed=3), 10, seed=3)

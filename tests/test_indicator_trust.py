@@ -14,7 +14,10 @@ from torch.utils.data import TensorDataset
 from bnnas import get_space
 from bnnas.indicators.spos_accuracy import AccuracyIndicator
 from bnnas.trust.bias import bias_picks, conv_share, free_layers, uniform_conv_share
-from bnnas.trust.correlation import bootstrap_ci, parse_indicator_spec, seed_agreement, stratified_sample, study_data
+from bnnas.trust.indicator_scoring import parse_indicator_spec
+from bnnas.trust.rank_stats import bootstrap_ci, seed_agreement
+from bnnas.trust.study_data import study_data
+from bnnas.trust.study_sampling import stratified_sample
 from bnnas.trust.early_bird import EarlyBirdStopper
 from bnnas.trust.early_bird_compare import compare_stop_vs_full, replay_stopper
 from bnnas.core.flops import flops_table

@@ -108,12 +108,23 @@ def supernet_config(args: argparse.Namespace, world_size: int) -> SupernetTrainC
     return cfg
 
 
+@dataclass(frozen=True)
+class SupernetSource:
+    """Where a search's supernet comes from: ``checkpoint`` when given, else a training run in ``work_dir``."""
+
+    work_dir: Path
+    checkpoint: str | None = None  # reuse this trained supernet instead of training
+    no_resume: bool = False  # refuse to resume a run that work_dir already holds
+    quiet: bool = False  # no progress bars
+
+
 def train_or_load_supernet(space: SearchSpace, data: ClassificationData, device: torch.device, dist: DistInfo,
-                           work_dir: Path, cfg: SupernetTrainConfig, checkpoint: str | None = None,
-                           stopper: EarlyBirdStopper | None = None, no_resume: bool = False,
-                           quiet: bool = False) -> tuple[Supernet, dict]:
-    """Load ``checkpoint``, or train (resuming ``work_dir``'s run unless ``no_resume``) with ``cfg``; ``stopper``
-    ends training once the op ranking settles. Returns the supernet and where it came from, its history and time."""
+                           source: SupernetSource, cfg: SupernetTrainConfig,
+                           stopper: EarlyBirdStopper | None = None) -> tuple[Supernet, dict]:
+    """Load ``source.checkpoint``, or train (resuming ``source.work_dir``'s run unless ``source.no_resume``) with
+    ``cfg``; ``stopper`` ends training once the op ranking settles. Returns the supernet and where it came from, its
+    history and time."""
+    work_dir, checkpoint, no_resume, quiet = source.work_dir, source.checkpoint, source.no_resume, source.quiet
     if checkpoint:
         model, ckpt = load_supernet(checkpoint)
         if model.space.name != space.name:
@@ -224,9 +235,9 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
     log.info("data %s (%d training images, %d classes), space %s, recipe %s (gamma init %g)", data.name,
              len(data.train), data.num_classes, space.name, args.recipe, args.gamma_init)
     stopper = EarlyBirdStopper(args.eb_threshold, args.eb_patience) if args.early_bird else None
-    supernet, train_info = train_or_load_supernet(
-        space, data, device, dist, work_dir, supernet_config(args, dist.world_size), checkpoint=args.supernet,
-        stopper=stopper, no_resume=args.no_resume, quiet=args.quiet)
+    source = SupernetSource(work_dir, args.supernet, args.no_resume, args.quiet)
+    supernet, train_info = train_or_load_supernet(space, data, device, dist, source,
+                                                  supernet_config(args, dist.world_size), stopper)
     if not dist.is_main:
         return {}
     trained = TrainedSupernet(supernet, train_info, space, data)

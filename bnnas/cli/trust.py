@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import sys
 import time
@@ -22,7 +21,6 @@ import bnnas.cli.common as cli
 from bnnas.outputs.workdir import hold_work_dir
 import bnnas.cli.flags as flags
 import bnnas.cli.defaults as defaults
-from bnnas.outputs.checkpoint import atomic_write_text
 from bnnas.data.datasets import cifar10_root, is_builtin
 from bnnas.errors import BNNASError
 
@@ -61,7 +59,8 @@ RANK_DESCRIPTION = ("Rank correlation of indicators with from-scratch accuracy o
 def add_rank_arguments(p: argparse.ArgumentParser) -> None:
     from bnnas.trust.benchmark_study import BOOTSTRAP_RESAMPLES as BENCHMARK_RESAMPLES
     from bnnas.trust.benchmark_study import DEFAULT_INDICATORS as BENCHMARK_INDICATORS
-    from bnnas.trust.correlation import BOOTSTRAP_RESAMPLES, DEFAULT_INDICATORS
+    from bnnas.trust.correlation import DEFAULT_INDICATORS
+    from bnnas.trust.rank_stats import BOOTSTRAP_RESAMPLES
 
     g = p.add_argument_group("data and subnets")
     flags.add(g, "data")
@@ -153,11 +152,6 @@ def add_bias_arguments(p: argparse.ArgumentParser) -> None:
     _run_flags(p, "runs/bias")
 
 
-def _decode_kw(data) -> dict:
-    return {"collate_fn": getattr(data, "collate_fn", None),
-            "device_transform": getattr(data, "device_transform", None)}
-
-
 def _setup(args: argparse.Namespace):
     from bnnas.training.distributed import init_distributed
 
@@ -169,7 +163,8 @@ def _setup(args: argparse.Namespace):
 # -- rank --------------------------------------------------------------------------------------------------------------
 def _study_cfg(args: argparse.Namespace, default_indicators: tuple[str, ...], bootstrap: int, batch: int,
                workers: int):
-    from bnnas.trust.correlation import StudyConfig, SupernetSpec
+    from bnnas.trust.correlation import StudyConfig
+    from bnnas.trust.study_supernets import SupernetSpec
 
     proxy = _proxy_cfg(args)
     proxy.workers = workers
@@ -189,7 +184,10 @@ def _study_cfg(args: argparse.Namespace, default_indicators: tuple[str, ...], bo
 
 @cli.with_exit_stack
 def run_rank(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict | None:
-    from bnnas.trust.correlation import BOOTSTRAP_RESAMPLES, DEFAULT_INDICATORS, print_table, run_study, study_data
+    from bnnas.trust.correlation import DEFAULT_INDICATORS, run_study
+    from bnnas.trust.correlation_report import print_table
+    from bnnas.trust.rank_stats import BOOTSTRAP_RESAMPLES
+    from bnnas.trust.study_data import study_data
     from bnnas.data import build_classification_data
     from bnnas.core.space import get_space
 
@@ -223,7 +221,7 @@ def _run_benchmark(args: argparse.Namespace, stack: contextlib.ExitStack) -> dic
     from bnnas.data import build_classification_data
     from bnnas.outputs.table import format_table
     import bnnas.trust.benchmark_study as bs
-    from bnnas.trust.correlation import study_data
+    from bnnas.trust.study_data import study_data
 
     from bnnas.core.space import get_space
 
@@ -255,6 +253,27 @@ def _run_benchmark(args: argparse.Namespace, stack: contextlib.ExitStack) -> dic
 
 
 # -- early-bird ------------------------------------------------------------------------------------------------------
+def _full_schedule_history(args: argparse.Namespace, dist, device, work_dir: Path):
+    """Train (or resume) the full schedule exactly as tools/search.py would, without its stopper (replayed later):
+    (resolved args, space name, per-epoch score tables, training info, data), or None off rank 0."""
+    from bnnas.cli.search import SupernetSource, supernet_config, train_or_load_supernet
+    from bnnas.core.space import get_space
+    from bnnas.data import build_classification_data
+    from bnnas.training.supernet_trainer import scores_from_record
+
+    args = defaults.resolve_recipe(args)
+    probe = get_space(args.space)
+    data = build_classification_data(args.data, probe.input_size, args.holdout, args.seed,
+                                     limit_train=args.limit_train)  # as tools/search.py trains
+    # the full schedule (no stopper): the stop is replayed below
+    source = SupernetSource(work_dir, args.supernet, args.no_resume, args.quiet)
+    _, train_info = train_or_load_supernet(get_space(args.space, data.num_classes), data, device, dist, source,
+                                           supernet_config(args, dist.world_size))
+    if not dist.is_main:
+        return None
+    return args, args.space, [scores_from_record(h) for h in train_info["history"]], train_info, data
+
+
 @cli.with_exit_stack
 def run_early_bird(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict | None:
     import bnnas.trust.early_bird_compare as ebc
@@ -270,50 +289,24 @@ def run_early_bird(args: argparse.Namespace, stack: contextlib.ExitStack) -> dic
         space_name = args.space or space_name
         if space_name is None:
             raise BNNASError(f"{args.scores} does not say which space it is from; pass --space")
-        train_info = {"source": str(args.scores)}
-        data = None
+        train_info, data = {"source": str(args.scores)}, None
     else:
-        from bnnas.cli.search import supernet_config, train_or_load_supernet
-
-        args = defaults.resolve_recipe(args)
-        space_name = args.space
-        probe = get_space(space_name)
-        data = build_classification_data(args.data, probe.input_size, args.holdout, args.seed,
-                                         limit_train=args.limit_train)  # as tools/search.py trains
-        # the full schedule (no stopper): the stop is replayed below
-        _, train_info = train_or_load_supernet(
-            get_space(space_name, data.num_classes), data, device, dist, work_dir,
-            supernet_config(args, dist.world_size), checkpoint=args.supernet, no_resume=args.no_resume,
-            quiet=args.quiet)
-        if not dist.is_main:
+        got = _full_schedule_history(args, dist, device, work_dir)
+        if got is None:
             return None
-        from bnnas.training.supernet_trainer import scores_from_record
-
-        tables = [scores_from_record(h) for h in train_info["history"]]
+        args, space_name, tables, train_info, data = got
     space = get_space(space_name, data.num_classes if data is not None else None)
     budget = (space.default_budget if args.flops is None else args.flops) * 1e6
     doc = ebc.compare_stop_vs_full(space, tables, budget, args.eb_threshold, args.eb_patience)
     doc.update({"space": space.name, "source": train_info["source"],
                 "train_mode": train_info.get("config", {}).get("train_mode")})
     if args.retrain and doc["stop"] is not None:
-        from bnnas.core.arch import Arch
-        from bnnas.training.proxy import train_from_scratch
-
         if data is None:
             data = build_classification_data(args.data, space.input_size, args.holdout, args.seed,
                                              limit_train=args.limit_train)
-        proxy = _proxy_cfg(args)
-        res = {}
-        for which in ("stop", "final"):
-            ch = tuple(doc[which]["choices"])
-            res[which] = res["stop"] if which == "final" and ch == tuple(doc["stop"]["choices"]) else \
-                train_from_scratch(Arch(space, ch), data.train, data.val, proxy, device, **_decode_kw(data))
-        doc["retrained"] = {"proxy": proxy.to_dict(), **res}
+        doc["retrained"] = ebc.retrain_stop_and_final(doc, space, data, _proxy_cfg(args), device)
     doc["wall_seconds"] = time.perf_counter() - t0
-    doc["files"] = ebc.write_outputs(doc, tables, work_dir)
-    atomic_write_text(work_dir / "early_bird_compare.json", json.dumps(doc, indent=2) + "\n")
-    md = ebc.report_md(doc)
-    atomic_write_text(work_dir / "early_bird_compare.md", md)
+    md = ebc.save_comparison(doc, tables, work_dir)
     print(md)
     return doc
 
@@ -321,12 +314,10 @@ def run_early_bird(args: argparse.Namespace, stack: contextlib.ExitStack) -> dic
 # -- bias --------------------------------------------------------------------------------------------------------------
 @cli.with_exit_stack
 def run_bias(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict | None:
-    import bnnas.trust.bias as bias
-    from bnnas.trust.correlation import SupernetSpec, obtain_supernet
+    import bnnas.trust.bias_study as bias_study
     from bnnas.data import build_classification_data
-    from bnnas.indicators.bn import ScoreTable
-    from bnnas.indicators.registry import build_indicator
     from bnnas.core.space import get_space
+    from bnnas.trust.bias_report import bias_md
 
     work_dir = Path(args.work_dir)
     dist, device = _setup(args)
@@ -334,78 +325,17 @@ def run_bias(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict | No
     probe = get_space(args.biased_space)
     data = build_classification_data(args.data, probe.input_size, 0, args.seed)
     batch = defaults.pick(args.batch_size, "supernet", "batch_size", args.data)
-    forms = {"biased": (args.biased_space, args.supernet_biased),
-             "unbiased": (args.unbiased_space, args.supernet_unbiased)}
-    spaces = {k: get_space(name, data.num_classes) for k, (name, _) in forms.items()}
-    if [l.choices for l in spaces["biased"].layers] != [l.choices for l in spaces["unbiased"].layers]:
-        raise BNNASError(f"{args.biased_space} and {args.unbiased_space} do not offer the same candidates; the bias "
-                         "measurement compares two forms of one space")
+    cfg = bias_study.BiasConfig(
+        forms={"biased": (args.biased_space, args.supernet_biased),
+               "unbiased": (args.unbiased_space, args.supernet_unbiased)},
+        epochs=args.epochs, batch_size=batch, bn_params=args.bn_params, indicator=args.indicator,
+        budgets=args.budgets, seed=args.seed, proxy=_proxy_cfg(args) if args.retrain else None, quiet=args.quiet)
+    spaces = bias_study.bias_spaces(cfg.forms, data.num_classes)
     hold_work_dir(stack, work_dir, dist.is_main, dist.enabled)  # once the inputs have been checked
-    out: dict = {"format": "bnnas.bias/1", "data": data.name, "epochs": args.epochs, "indicator": args.indicator,
-                 "forms": {}}
-    if args.budgets:
-        budgets = list(args.budgets)
-    else:
-        budgets = bias.budgets_for(spaces["biased"])
-    out["budgets_m"] = budgets
-    out["uniform_conv_share"] = bias.uniform_conv_share(spaces["biased"])
-    for form, (name, ckpt) in forms.items():
-        space = spaces[form]
-        spec = SupernetSpec("bn", args.epochs, batch, bn_params=args.bn_params, seed=args.seed, checkpoint=ckpt)
-        model, info = obtain_supernet(space, data, spec, work_dir / f"supernet-{form}", device, dist, args.quiet)
-        if not dist.is_main:
-            continue
-        ind = build_indicator(args.indicator, model.eval(), data=data, device=device, seed=args.seed)
-        if not isinstance(ind, ScoreTable):
-            raise BNNASError(f"the bias measurement needs an additive indicator (exact search); {args.indicator} "
-                             "is not")
-        picks = bias.bias_picks(space, ind.scores, budgets)
-        out["forms"][form] = {
-            "space": name, "bn_after_every_op": space.bn_after_every_op, "supernet": info["source"],
-            "supernet_epochs": info["epochs"], "supernet_seconds": info["seconds"],
-            "mean_score_by_kind": bias.mean_score_by_kind(space, ind.scores), "picks": picks}
-    if not dist.is_main:
-        return None
-    if args.retrain:
-        from bnnas.core.arch import Arch
-        from bnnas.training.proxy import train_from_scratch
-
-        proxy = _proxy_cfg(args)
-        default = spaces["biased"].default_budget or budgets[len(budgets) // 2]
-        for form, f in out["forms"].items():
-            pick = min(f["picks"], key=lambda r: abs(r["budget_m"] - default))
-            f["retrained"] = {"budget_m": pick["budget_m"], **train_from_scratch(
-                Arch(spaces[form], tuple(pick["choices"])), data.train, data.val, proxy, device, **_decode_kw(data))}
-        out["proxy"] = proxy.to_dict()
-    out["wall_seconds"] = time.perf_counter() - t_all
-    atomic_write_text(work_dir / "bias.json", json.dumps(out, indent=2) + "\n")
-    md = _bias_md(out)
-    atomic_write_text(work_dir / "bias.md", md)
-    print(md)
+    out = bias_study.run_bias_study(spaces, data, cfg, work_dir, device, dist, started=t_all)
+    if out is not None:
+        print(bias_md(out))
     return out
-
-
-def _bias_md(out: dict) -> str:
-    lines = [f"# Conv bias of the BN indicator ({out['data']}, {out['epochs']} BN-only epochs, "
-             f"`{out['indicator']}`)", "",
-             f"Conv share = share of MBConv picks among the layers that offer a parameter-free op (uniform random "
-             f"picking: {100 * out['uniform_conv_share']:.0f}%).", "",
-             "| budget MFLOPs | " + " | ".join(f"{f} conv share | {f} param-free picks" for f in out["forms"]) + " |",
-             "|---|" + "---|---|" * len(out["forms"])]
-    for i, b in enumerate(out["budgets_m"]):
-        cells = []
-        for f in out["forms"].values():
-            r = f["picks"][i]
-            cells += [f"{100 * r['conv_share_free_layers']:.0f}%", " ".join(r["picked_param_free"]) or "-"]
-        lines.append(f"| {b:g} | " + " | ".join(cells) + " |")
-    lines += ["", "Mean score by op kind on those layers:", ""]
-    for form, f in out["forms"].items():
-        lines.append(f"- {form}: " + ", ".join(f"{k} {v:.4f}" for k, v in f["mean_score_by_kind"].items()))
-        if "retrained" in f:
-            r = f["retrained"]
-            lines.append(f"  - arch at {r['budget_m']:g} MFLOPs trained from scratch: {100 * r['acc']:.2f}% val top-1 "
-                         f"({r['flops_m']:.2f} MFLOPs)")
-    return "\n".join(lines) + "\n"
 
 
 SUMMARIES = {

@@ -163,6 +163,58 @@ def plot_benchmark_study(doc: dict, path: Path) -> Path:
     return _save(fig, path)
 
 
+def plot_indicator_scatter(spec: str, res: dict, acc: np.ndarray, flops: np.ndarray, k: int, path: Path) -> Path:
+    """One indicator of the ranking study: its score against each subnet's proxy-trained accuracy, coloured by FLOPs."""
+    fig, ax = plt.subplots(figsize=(4.6, 3.8))
+    sc = ax.scatter(res["scores"], 100 * acc, c=flops, cmap="viridis", s=36, edgecolor="k", lw=0.5)
+    fig.colorbar(sc, ax=ax, label="MFLOPs")
+    ax.set_xlabel(f"{spec} score")
+    ax.set_ylabel("proxy-trained val top-1 (%)")
+    ax.set_title(f"{spec}: tau {res['kendall_tau']:+.2f}, rho {res['spearman_rho']:+.2f} (K={k})",
+                 fontsize=9)
+    return _save(fig, path)
+
+
+def plot_overlap_by_epoch(overlap: Sequence[float], stop_epoch: int | None, path: Path) -> Path:
+    """Early-bird: share of layers where each epoch's searched arch equals the final one, and the stop epoch."""
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    e = np.arange(1, len(overlap) + 1)
+    ax.plot(e, overlap, "o-", label="searched arch = final arch (share of layers)")
+    if stop_epoch:
+        ax.axvline(stop_epoch, color="r", ls="--", lw=1, label=f"early-bird stop (epoch {stop_epoch})")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("supernet epoch")
+    ax.set_ylabel("overlap with final arch")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_verify(st: Any, flops: dict[str, float], budget: float, path: Path) -> Path:
+    """Does the search beat random? Every arch's per-seed and mean accuracy against its FLOPs, the random archs'
+    median +- 1 std and the budget; ``st`` is verify's VerifyStats (read, not imported: outputs sit below
+    the trust layer)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    lo, hi = st.pool_median - (st.pool_std or 0.0), st.pool_median + (st.pool_std or 0.0)
+    ax.axhspan(100 * lo, 100 * hi, color="tab:blue", alpha=0.12, label="random median ± 1 std")
+    ax.axhline(100 * st.pool_median, color="tab:blue", lw=0.8, ls="--")
+    for i, r in enumerate(st.random):
+        x = flops[r.name] / 1e6
+        ax.scatter([x] * r.n, [100 * a for a in r.accs.values()], s=14, color="tab:blue", alpha=0.45,
+                   label="random arch, per seed" if i == 0 else None)
+        ax.scatter([x], [100 * r.mean], s=60, marker="D", facecolor="white", edgecolor="tab:blue", zorder=3,
+                   label="random arch, mean" if i == 0 else None)
+    s = st.searched
+    x = flops["searched"] / 1e6
+    ax.scatter([x] * s.n, [100 * a for a in s.accs.values()], s=18, color="tab:red", alpha=0.6,
+               label="searched, per seed")
+    ax.scatter([x], [100 * s.mean], s=200, marker="*", color="tab:red", edgecolor="k", zorder=4, label="searched, mean")
+    ax.axvline(budget / 1e6, color="grey", ls=":", lw=1, label="budget")
+    ax.set_xlabel("MFLOPs")
+    ax.set_ylabel("held-out top-1 (%)")
+    ax.set_title(f"searched at percentile {st.percentile:.0f} of {len(st.random)} random archs")
+    ax.legend(fontsize=7, loc="best")
+
+
 def plot_retrain_curve(history: Sequence[Any], path: Path, ema: bool = False) -> Path:
     """Retraining per epoch: train/val loss with the LR, and val top-1/top-5 (EMA and raw) beside train accuracy;
     ``history``: the trainer's epoch records."""

@@ -30,9 +30,10 @@ from bnnas.outputs.table import markdown_table
 from bnnas.training.distributed import DistInfo
 from bnnas.trust.benchmark_stats import (BAND, BUDGET_QUANTILES, bootstrap_ranking_stats, budgeted_pick,
                                          ranking_stats)
-from bnnas.trust.correlation import (StudyConfig, bootstrap_ci, obtain_supernets, parse_indicator_spec,
-                                     score_indicator)
-from bnnas.trust.rank_stats import kendall_tau
+from bnnas.trust.correlation import StudyConfig
+from bnnas.trust.indicator_scoring import parse_indicator_spec, score_indicator
+from bnnas.trust.rank_stats import bootstrap_ci, kendall_tau
+from bnnas.trust.study_supernets import obtain_supernets
 from bnnas.trust.table_quality import table_quality
 
 log = logging.getLogger("bnnas")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +28,14 @@ from bnnas.indicators.bn import ScoreTable
 from bnnas.search import exact_search
 from bnnas.core.space import SearchSpace
 from bnnas.training.supernet_trainer import scores_from_record
+from bnnas.outputs.checkpoint import atomic_write_text
+from bnnas.training.proxy import ProxyConfig, train_from_scratch
+from bnnas.trust.study_training import decode_kwargs
+
+if TYPE_CHECKING:  # annotations only
+    import torch
+
+    from bnnas.data import ClassificationData
 
 
 def replay_stopper(tables: list[np.ndarray], threshold: float = 0.95, patience: int = 3,
@@ -88,22 +97,35 @@ def compare_stop_vs_full(space: SearchSpace, tables: list[np.ndarray], budget: f
 
 
 def write_outputs(doc: dict, tables: list[np.ndarray], work_dir: Path) -> dict:
+    """The similarity matrix and the overlap-by-epoch plot; returns their file names."""
     import bnnas.outputs.plots as plots
-    from bnnas.outputs.plots import _save, plt
 
     files = {"similarity": plots.plot_similarity(similarity_matrix(tables), work_dir / "early_bird_similarity.png",
                                                  doc["settled_at"]).name}
-    fig, ax = plt.subplots(figsize=(5, 3.4))
-    e = np.arange(1, len(doc["overlap_by_epoch"]) + 1)
-    ax.plot(e, doc["overlap_by_epoch"], "o-", label="searched arch = final arch (share of layers)")
-    if doc["stop_epoch"]:
-        ax.axvline(doc["stop_epoch"], color="r", ls="--", lw=1, label=f"early-bird stop (epoch {doc['stop_epoch']})")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("supernet epoch")
-    ax.set_ylabel("overlap with final arch")
-    ax.legend(fontsize=7)
-    files["overlap"] = _save(fig, work_dir / "early_bird_overlap.png").name
+    files["overlap"] = plots.plot_overlap_by_epoch(doc["overlap_by_epoch"], doc["stop_epoch"],
+                                                   work_dir / "early_bird_overlap.png").name
     return files
+
+
+def save_comparison(doc: dict, tables: list[np.ndarray], work_dir: Path) -> str:
+    """Write the plots, ``early_bird_compare.json`` and ``early_bird_compare.md``; returns the markdown."""
+    doc["files"] = write_outputs(doc, tables, work_dir)
+    atomic_write_text(work_dir / "early_bird_compare.json", json.dumps(doc, indent=2) + "\n")
+    md = report_md(doc)
+    atomic_write_text(work_dir / "early_bird_compare.md", md)
+    return md
+
+
+def retrain_stop_and_final(doc: dict, space: SearchSpace, data: ClassificationData, proxy: ProxyConfig,
+                           device: torch.device) -> dict:
+    """Both archs of :func:`compare_stop_vs_full` trained from scratch on the proxy schedule (once when they are the
+    same arch), as ``doc["retrained"]`` holds them."""
+    res = {}
+    for which in ("stop", "final"):
+        ch = tuple(doc[which]["choices"])
+        res[which] = res["stop"] if which == "final" and ch == tuple(doc["stop"]["choices"]) else \
+            train_from_scratch(Arch(space, ch), data.train, data.val, proxy, device, **decode_kwargs(data))
+    return {"proxy": proxy.to_dict(), **res}
 
 
 def report_md(doc: dict) -> str:

@@ -12,9 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from bnnas.benchmarks import BenchmarkTable
-from bnnas.trust.correlation import bootstrap_ci, seed_agreement
 from bnnas.trust.headroom import headroom
-from bnnas.trust.rank_stats import kendall_tau
+from bnnas.trust.rank_stats import bootstrap_ci, kendall_tau, seed_agreement
 
 
 def seeds_of(table: BenchmarkTable, mask: np.ndarray) -> list[list[float]]:

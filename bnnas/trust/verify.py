@@ -134,32 +134,31 @@ def summarize(searched: dict[int, float], random: dict[str, dict[int, float]],
     beats = bool(target_met) and not untrained
     best = max(rs, key=lambda r: r.mean)
     room = headroom([list(r.accs.values()) for r in rs]) if len(rs) >= 2 and min(r.n for r in rs) >= 2 else None
-    if beats:
-        outcome = "beats"
-        verdict = f"search beats random (searched at percentile {pct:.0f}, >= random median + 1 std)"
-    else:
-        verdict = f"no evidence the search beats random (searched at percentile {pct:.0f})"
-        if untrained:
-            outcome = "untrained"
-            verdict += f"; every arch is near chance level ({100 * chance:.3g} %), train longer (--epochs)"
-        elif target is None:
-            outcome = "untested"
-            verdict += "; one random arch has no spread, use --random >= 2"
-        elif room is None:
-            outcome = "untested"
-            verdict += "; headroom untested, use --seeds >= 2"
-        elif room.differ:
-            outcome = "missed"
-            verdict += (f", although the random archs differ beyond seed noise (ANOVA p = {room.p:.2g}): "
-                        "the search missed")
-        else:
-            outcome = "no-headroom"
-            verdict = (f"no detectable headroom: the random archs of this budget do not differ beyond seed noise on "
-                       f"this data (ANOVA p = {room.p:.2g}; arch means spread {100 * room.arch_sd:.2f} pp, seed "
-                       f"noise {100 * room.seed_sd:.2f} pp), so this run cannot show a search's worth "
-                       f"(searched at percentile {pct:.0f})")
+    outcome, verdict = _verdict(pct, beats, untrained, chance, target, room)
     return VerifyStats(s, rs, pool, median, pool.std, target, pct, target_met, untrained, beats, best.name,
                        s.mean - best.mean, room, outcome, verdict)
+
+
+def _verdict(pct: float, beats: bool, untrained: bool, chance: float | None, target: float | None,
+             room: Headroom | None) -> tuple[str, str]:
+    """(outcome, verdict sentence) of :func:`summarize`; a miss says why: untrained, untested, missed or no headroom."""
+    if beats:
+        return "beats", f"search beats random (searched at percentile {pct:.0f}, >= random median + 1 std)"
+    verdict = f"no evidence the search beats random (searched at percentile {pct:.0f})"
+    if untrained:
+        return "untrained", verdict + (f"; every arch is near chance level ({100 * chance:.3g} %), "
+                                       "train longer (--epochs)")
+    if target is None:
+        return "untested", verdict + "; one random arch has no spread, use --random >= 2"
+    if room is None:
+        return "untested", verdict + "; headroom untested, use --seeds >= 2"
+    if room.differ:
+        return "missed", verdict + (f", although the random archs differ beyond seed noise (ANOVA p = {room.p:.2g}): "
+                                    "the search missed")
+    return "no-headroom", (f"no detectable headroom: the random archs of this budget do not differ beyond seed "
+                           f"noise on this data (ANOVA p = {room.p:.2g}; arch means spread {100 * room.arch_sd:.2f} "
+                           f"pp, seed noise {100 * room.seed_sd:.2f} pp), so this run cannot show a search's worth "
+                           f"(searched at percentile {pct:.0f})")
 
 
 def fmt_ci(a: ArchStats, scale: float = 100.0) -> str:
@@ -266,33 +265,6 @@ def resolve_budget(arch: Arch, flops_m: float | None) -> tuple[float, str]:
 
 
 # -- reports ---------------------------------------------------------------------------------------------------------
-def plot_verify(st: VerifyStats, flops: dict[str, float], budget: float, path: Path) -> Path:
-    import bnnas.outputs.plots as plots
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    lo, hi = st.pool_median - (st.pool_std or 0.0), st.pool_median + (st.pool_std or 0.0)
-    ax.axhspan(100 * lo, 100 * hi, color="tab:blue", alpha=0.12, label="random median ± 1 std")
-    ax.axhline(100 * st.pool_median, color="tab:blue", lw=0.8, ls="--")
-    for i, r in enumerate(st.random):
-        x = flops[r.name] / 1e6
-        ax.scatter([x] * r.n, [100 * a for a in r.accs.values()], s=14, color="tab:blue", alpha=0.45,
-                   label="random arch, per seed" if i == 0 else None)
-        ax.scatter([x], [100 * r.mean], s=60, marker="D", facecolor="white", edgecolor="tab:blue", zorder=3,
-                   label="random arch, mean" if i == 0 else None)
-    s = st.searched
-    x = flops["searched"] / 1e6
-    ax.scatter([x] * s.n, [100 * a for a in s.accs.values()], s=18, color="tab:red", alpha=0.6,
-               label="searched, per seed")
-    ax.scatter([x], [100 * s.mean], s=200, marker="*", color="tab:red", edgecolor="k", zorder=4, label="searched, mean")
-    ax.axvline(budget / 1e6, color="grey", ls=":", lw=1, label="budget")
-    ax.set_xlabel("MFLOPs")
-    ax.set_ylabel("held-out top-1 (%)")
-    ax.set_title(f"searched at percentile {st.percentile:.0f} of {len(st.random)} random archs")
-    ax.legend(fontsize=7, loc="best")
-    return plots._save(fig, path)
-
-
 def report_lines(st: VerifyStats, cands: list[Candidate]) -> list[str]:
     """The console summary (also the core of verify.md)."""
     from bnnas.trust.headroom import describe as describe_headroom
@@ -330,13 +302,9 @@ def write_md(path: Path, st: VerifyStats, cands: list[Candidate], head: str, lin
     return atomic_write_text(path, text)
 
 
-def run(arch_file: str, data_source: str | None, plan: VerifyConfig, recipe: RetrainConfig, device: torch.device,
-        work: Path) -> dict:
-    """Retrain the searched arch of ``arch_file`` and ``plan.random`` random archs of its budget with ``recipe``,
-    ``plan.seeds`` seeds each, on ``data_source`` (None: the default built-in set); report into ``work`` (locked by
-    the caller)."""
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
+def _load_searched(arch_file: str, data_source: str | None, plan: VerifyConfig,
+                   recipe: RetrainConfig) -> tuple[Arch, ClassificationData]:
+    """The searched arch and the data it is verified on (split with the search's seed)."""
     from bnnas.data import build_classification_data
 
     arch0 = load_arch(arch_file)
@@ -346,8 +314,11 @@ def run(arch_file: str, data_source: str | None, plan: VerifyConfig, recipe: Ret
     data = build_classification_data(data_source, recipe.input_size, 0, data_seed, limit_train=plan.train_subset)
     if found_by.get("data") and found_by["data"] != data.name:
         log.warning("the arch was searched on %r but is verified on %r", found_by["data"], data.name)
-    arch = load_arch(arch_file, num_classes=data.num_classes)
-    budget, budget_src = resolve_budget(arch, plan.flops_m)
+    return load_arch(arch_file, num_classes=data.num_classes), data
+
+
+def _candidates(arch: Arch, budget: float, plan: VerifyConfig) -> list[Candidate]:
+    """The searched arch first, then ``plan.random`` random archs of the budget."""
     cost = flops_table(arch.space)
     if cost.of(arch.choices) > budget_limit(budget):
         log.warning("the searched arch (%.2f MFLOPs) is over the budget of %.2f MFLOPs",
@@ -356,17 +327,27 @@ def run(arch_file: str, data_source: str | None, plan: VerifyConfig, recipe: Ret
     randoms = draw_random_archs(arch, budget, plan.random, plan.sample_seed)
     cands = [Candidate("searched", arch, cost.of(arch.choices))]
     cands += [Candidate(f"random{i}", a, cost.of(a.choices)) for i, a in enumerate(randoms)]
-    head = (f"{arch.space.name}: searched arch ({cands[0].flops / 1e6:.2f} MFLOPs) vs {plan.random} random archs "
-            f"<= {budget / 1e6:.2f} MFLOPs ({budget_src}, sample seed {plan.sample_seed}); {plan.seeds} seed(s) x "
-            f"{recipe.epochs} epochs, batch {recipe.batch_size}, peak LR {recipe.peak_lr():.3g}, on {data.name} "
-            f"({len(data.train)} training images); held-out top-1 on its val split ({len(data.val)} images), "
-            f"last epoch")
-    log.info("verify %s", head)
+    return cands
+
+
+def _headline(cands: list[Candidate], plan: VerifyConfig, recipe: RetrainConfig, data: ClassificationData,
+              budget: float, budget_src: str) -> str:
+    """One sentence saying what is compared, how it is trained and where it is scored."""
+    return (f"{cands[0].arch.space.name}: searched arch ({cands[0].flops / 1e6:.2f} MFLOPs) vs {plan.random} random "
+            f"archs <= {budget / 1e6:.2f} MFLOPs ({budget_src}, sample seed {plan.sample_seed}); "
+            f"{plan.seeds} seed(s) x {recipe.epochs} epochs, batch {recipe.batch_size}, "
+            f"peak LR {recipe.peak_lr():.3g}, on {data.name} ({len(data.train)} training images); held-out top-1 on "
+            f"its val split ({len(data.val)} images), last epoch")
+
+
+def _train_all(cands: list[Candidate], plan: VerifyConfig, recipe: RetrainConfig, data: ClassificationData,
+               work: Path, device: torch.device) -> tuple[dict[str, dict[int, float]], list[dict]]:
+    """Every (arch, seed) retrained or reused: (arch name -> seed -> top-1, one record per run)."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     jobs = [(c, s) for c in cands for s in range(plan.seeds)]
     accs: dict[str, dict[int, float]] = {c.name: {} for c in cands}
     runs: list[dict] = []
-    t0 = time.perf_counter()
     with logging_redirect_tqdm(loggers=[log]):
         bar = progress_bar(jobs, plan.show_progress, desc="verify runs", unit="run")
         for c, s in bar:
@@ -378,6 +359,31 @@ def run(arch_file: str, data_source: str | None, plan: VerifyConfig, recipe: Ret
                      "skipped (finished)" if rec["skipped"] else "finished", c.name, s, 100 * rec["top1"],
                      rec["epochs"], c.flops / 1e6, rec["seconds"])
         bar.close()
+    return accs, runs
+
+
+def _print_summary(head: str, lines: list[str], st: VerifyStats, work: Path) -> None:
+    print(f"verify: {head}")
+    print("\n".join(lines))
+    print(f"verdict: {st.verdict}")
+    print(f"outputs: {work / 'verify.json'}, {work / 'verify.md'}, {work / 'verify.png'}")
+
+
+def run(arch_file: str, data_source: str | None, plan: VerifyConfig, recipe: RetrainConfig, device: torch.device,
+        work: Path) -> dict:
+    """Retrain the searched arch of ``arch_file`` and ``plan.random`` random archs of its budget with ``recipe``,
+    ``plan.seeds`` seeds each, on ``data_source`` (None: the default built-in set); report into ``work`` (locked by
+    the caller)."""
+    from bnnas.outputs.plots import plot_verify
+
+    arch, data = _load_searched(arch_file, data_source, plan, recipe)
+    budget, budget_src = resolve_budget(arch, plan.flops_m)
+    cands = _candidates(arch, budget, plan)
+    head = _headline(cands, plan, recipe, data, budget, budget_src)
+    log.info("verify %s", head)
+
+    t0 = time.perf_counter()
+    accs, runs = _train_all(cands, plan, recipe, data, work, device)
     st = summarize(accs["searched"], {c.name: accs[c.name] for c in cands[1:]}, chance=1.0 / data.num_classes)
     lines = report_lines(st, cands)
     plot_verify(st, {c.name: c.flops for c in cands}, budget, work / "verify.png")
@@ -390,8 +396,5 @@ def run(arch_file: str, data_source: str | None, plan: VerifyConfig, recipe: Ret
            "stats": to_jsonable(asdict(st), nan_to_none=True), "runs": runs,
            "seconds": round(time.perf_counter() - t0, 2)}
     atomic_write_text(work / "verify.json", json.dumps(doc, indent=2) + "\n")
-    print(f"verify: {head}")
-    print("\n".join(lines))
-    print(f"verdict: {st.verdict}")
-    print(f"outputs: {work / 'verify.json'}, {work / 'verify.md'}, {work / 'verify.png'}")
+    _print_summary(head, lines, st, work)
     return doc
