@@ -213,6 +213,7 @@ def plot_verify(st: Any, flops: dict[str, float], budget: float, path: Path) -> 
     ax.set_ylabel("held-out top-1 (%)")
     ax.set_title(f"searched at percentile {st.percentile:.0f} of {len(st.random)} random archs")
     ax.legend(fontsize=7, loc="best")
+    return _save(fig, path)
 
 
 def plot_retrain_curve(history: Sequence[Any], path: Path, ema: bool = False) -> Path:
