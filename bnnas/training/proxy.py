@@ -14,7 +14,6 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from bnnas.core.arch import Arch
 from bnnas.core.flops import flops_table, params_table
@@ -59,16 +58,12 @@ def _train_once(arch: Arch, data: ClassificationData, cfg: ProxyConfig, device: 
             "train_loss": trainer.history[-1].train_loss if trainer.history else float("nan")}
 
 
-def train_from_scratch(arch: Arch, train: Dataset, val: Dataset, cfg: ProxyConfig,
-                       device: torch.device | str = "cpu", collate_fn=None, device_transform=None) -> dict:
-    """Train ``arch`` with the proxy schedule (``cfg.repeats`` seeds) and return its held-out accuracy and cost.
-
-    ``collate_fn`` / ``device_transform`` come from a :class:`~bnnas.data.ClassificationData` that decodes on the
-    device (``val`` must then be a normal image data set)."""
+def train_from_scratch(arch: Arch, data: ClassificationData, cfg: ProxyConfig,
+                       device: torch.device | str = "cpu") -> dict:
+    """Train ``arch`` on ``data.train`` with the proxy schedule (``cfg.repeats`` seeds) and return its accuracy on
+    ``data.val`` and its cost (a data set that decodes on the device must have a normal image ``val``)."""
     device = torch.device(device)
     t0 = time.perf_counter()
-    data = ClassificationData("proxy", train, val, arch.space.num_classes, arch.space.input_size,
-                              collate_fn=collate_fn, device_transform=device_transform)
     runs = [_train_once(arch, data, replace(cfg, seed=cfg.seed + r), device) for r in range(max(1, cfg.repeats))]
     accs = [r["acc"] for r in runs]
     return {

@@ -24,7 +24,6 @@ from bnnas.training.distributed import DistInfo
 from bnnas.training.proxy import ProxyConfig, train_from_scratch
 from bnnas.trust.bias_report import bias_md
 from bnnas.trust.study_supernets import SupernetSpec, obtain_supernet
-from bnnas.trust.study_training import decode_kwargs
 
 FORMAT = "bnnas.bias/1"
 
@@ -81,7 +80,7 @@ def _retrain_picks(out: dict, spaces: dict[str, SearchSpace], data: Classificati
     for form, f in out["forms"].items():
         pick = min(f["picks"], key=lambda r: abs(r["budget_m"] - default))
         f["retrained"] = {"budget_m": pick["budget_m"], **train_from_scratch(
-            Arch(spaces[form], tuple(pick["choices"])), data.train, data.val, proxy, device, **decode_kwargs(data))}
+            Arch(spaces[form], tuple(pick["choices"])), data, proxy, device)}
     out["proxy"] = proxy.to_dict()
 
 

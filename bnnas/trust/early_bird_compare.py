@@ -30,7 +30,6 @@ from bnnas.core.space import SearchSpace
 from bnnas.training.supernet_trainer import scores_from_record
 from bnnas.outputs.checkpoint import atomic_write_text
 from bnnas.training.proxy import ProxyConfig, train_from_scratch
-from bnnas.trust.study_training import decode_kwargs
 
 if TYPE_CHECKING:  # annotations only
     import torch
@@ -124,7 +123,7 @@ def retrain_stop_and_final(doc: dict, space: SearchSpace, data: ClassificationDa
     for which in ("stop", "final"):
         ch = tuple(doc[which]["choices"])
         res[which] = res["stop"] if which == "final" and ch == tuple(doc["stop"]["choices"]) else \
-            train_from_scratch(Arch(space, ch), data.train, data.val, proxy, device, **decode_kwargs(data))
+            train_from_scratch(Arch(space, ch), data, proxy, device)
     return {"proxy": proxy.to_dict(), **res}
 
 

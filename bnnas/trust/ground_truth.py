@@ -174,7 +174,7 @@ def train_items(gt: GroundTruth, data: ClassificationData, recipe: ProxyConfig, 
     t0 = time.perf_counter()
     for n, it in enumerate(mine, 1):
         arch = Arch.from_key(gt.space, it.key)
-        res = train_from_scratch(arch, data.train, data.val, replace(recipe, seed=it.seed, repeats=1), device)
+        res = train_from_scratch(arch, data, replace(recipe, seed=it.seed, repeats=1), device)
         rec = {"key": it.key, "seed": it.seed, "setup": setup,
                "result": {"acc": res["acc"], "val_loss": res["val_loss"], "train_loss": res["train_loss"],
                           "seconds": res["seconds"]}}

@@ -22,12 +22,6 @@ from bnnas.training.proxy import ProxyConfig, train_from_scratch
 log = logging.getLogger("bnnas")
 
 
-def decode_kwargs(data: ClassificationData) -> dict:
-    """The data's on-device decoding (collate_fn, device_transform), as train_from_scratch takes it."""
-    return {"collate_fn": getattr(data, "collate_fn", None),
-            "device_transform": getattr(data, "device_transform", None)}
-
-
 def _result_key(space: SearchSpace, choices, proxy: ProxyConfig, data: ClassificationData) -> str:
     """What a cached from-scratch result depends on (loader workers do not change it)."""
     p = {k: v for k, v in proxy.to_dict().items() if k != "workers"}
@@ -87,9 +81,7 @@ def train_subnets(space: SearchSpace, pop: np.ndarray, data: ClassificationData,
         if key in cache:
             mine[i] = cache[key]
             continue
-        res = train_from_scratch(Arch(space, tuple(int(c) for c in pop[i])), data.train, data.val, proxy, device,
-                                 collate_fn=getattr(data, "collate_fn", None),
-                                 device_transform=getattr(data, "device_transform", None))
+        res = train_from_scratch(Arch(space, tuple(int(c) for c in pop[i])), data, proxy, device)
         log.info("subnet %d/%d  %.2f MFLOPs  acc %.4f  %.1fs", i + 1, len(pop), res["flops_m"], res["acc"],
                  res["seconds"])
         mine[i] = res

@@ -241,7 +241,7 @@ def train_one(cand: Candidate, cfg: RetrainConfig, data: ClassificationData, run
         log.info("resuming %s/seed%d from %s", cand.name, cfg.seed, last)
     with _run_log(run_dir):
         trainer = Retrainer(cand.arch, data, cfg, run_dir, device, show_progress=False)
-        res = trainer.fit(last if last.is_file() else None)  # Retrainer refuses a last.pth of other settings
+        res = trainer.fit(trainer.existing_checkpoint())  # Retrainer refuses a last.pth of other settings
         trainer.write_metrics()
     rec = {**key, "name": cand.name, "seed": cfg.seed, "flops": cand.flops,
            # the last epoch's accuracy: picking the best epoch on val would select on the held-out data
