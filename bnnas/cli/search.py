@@ -30,7 +30,8 @@ from bnnas.outputs.results import announce, result_tag, tagged
 from bnnas.search import EvolutionConfig, SearchResult, evolutionary_search, exact_search, num_choices, random_search
 from bnnas.core.space import SearchSpace, get_space, list_spaces
 from bnnas.core.supernet import Supernet
-from bnnas.training.supernet_trainer import SupernetTrainConfig, SupernetTrainer, load_supernet, scores_from_record
+from bnnas.training.supernet_trainer import (TRAIN_MODES, SupernetTrainConfig, SupernetTrainer, load_supernet,
+                                           scores_from_record)
 from bnnas.training.trainer import TrainResult
 from bnnas.outputs.workdir import hold_work_dir
 
@@ -60,7 +61,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     flags.add(g, "lr", help="peak LR (default: the recipe's; paper: 0.8 * global batch / 1024, >= 0.05)")
     g.add_argument("--warmup-epochs", type=cli.nonneg_float, default=None, help="default: min(5, 10%% of epochs)")
     g.add_argument("--sampler", choices=["spos", "fairnas"], default="spos", help="path sampling policy")
-    g.add_argument("--train-mode", choices=["bn", "all"], default="bn", help="bn: only BN trains (the paper)")
+    g.add_argument("--train-mode", choices=list(TRAIN_MODES), default="bn",
+                   help="bn: only BN trains (the paper); bn-transitions: also every weight of the searchable layers "
+                        "that change width or stride; all: every parameter")
     g.add_argument("--bn-params", choices=["last", "all"], default="last",
                    help="in bn mode, train only each op's last BN (official code) or every BN")
     g.add_argument("--gamma-init", type=cli.nonneg_float, default=None,

@@ -13,7 +13,8 @@ from bnnas.indicators.bn import ScoreTable, SubnetScorer, bn_score_table
 
 _INDICATORS: dict[str, Callable[..., object]] = {}
 PLUGIN_MODULES = ("bnnas.indicators.spos_accuracy", "bnnas.indicators.zero_cost")  # spos-acc; baselines, zero-cost
-BASELINES = ("flops", "params", "depth")  # read only the space: no supernet, no data
+BASELINES = ("flops", "params", "depth", "depth-largest")  # read only the space: no supernet, no data
+STRUCTURAL = ("depth", "depth-largest")  # the free rules that count layers; every indicator should beat them
 
 
 def register_indicator(name: str) -> Callable[[Callable[..., object]], Callable[..., object]]:

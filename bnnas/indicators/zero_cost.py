@@ -18,8 +18,9 @@ candidates with a definition we can cite, measured next to the BN indicator by `
   propagates -- since a clip at 6 would zero the gradients of a linearised network. Reported as log(score)
   (monotone, so ranks are unchanged) because the raw value spans many orders of magnitude.
 
-``flops``, ``params`` and ``depth`` (a subnet's MFLOPs, parameters, non-identity layers: "bigger is better") are
-registered here too, as the baselines the others should beat.
+``flops``, ``params``, ``depth`` (a subnet's MFLOPs, parameters, non-identity layers: "bigger is better") and
+``depth-largest`` (depth, ties broken towards more layers at their largest op) are registered here too, as the
+baselines the others should beat.
 
 Both proxies score a whole subnet (they are not sums of per-op terms), so they are callables, not :class:`ScoreTable`s, and
 work with evolutionary/random search but not with the exact solver.
@@ -36,7 +37,7 @@ from torch import nn
 
 from bnnas.core.bn_stats import preserved_bn_stats
 from bnnas.core.flops import flops_table, params_table
-from bnnas.core.space import is_identity
+from bnnas.core.space import SearchSpace, is_identity
 from bnnas.core.supernet import Supernet
 from bnnas.indicators.bn import ScoreTable
 from bnnas.indicators.registry import register_indicator
@@ -206,14 +207,30 @@ def _params_indicator(supernet: Supernet, **_ctx) -> ScoreTable:
     return ScoreTable(np.where(np.isfinite(per_op), per_op / 1e6, np.nan))
 
 
+def _structural_scores(space: SearchSpace, per_op: Callable[[str, bool], float]) -> ScoreTable:
+    """An additive table from ``per_op(op, is_its_layers_largest_op)`` (largest: most FLOPs)."""
+    scores = np.full((len(space.layers), space.max_choices), np.nan)
+    flops = flops_table(space).per_op
+    for li, layer in enumerate(space.layers):
+        largest = int(np.nanargmax(flops[li, : len(layer.choices)]))
+        scores[li, : len(layer.choices)] = [per_op(op, ci == largest) for ci, op in enumerate(layer.choices)]
+    return ScoreTable(scores)
+
+
 @register_indicator("depth")
 def _depth_indicator(supernet: Supernet, **_ctx) -> ScoreTable:
     """"Deeper is better": the number of layers that are not an identity (additive); a baseline."""
-    space = supernet.space
-    scores = np.full((len(space.layers), space.max_choices), np.nan)
-    for li, layer in enumerate(space.layers):
-        scores[li, : len(layer.choices)] = [0.0 if is_identity(op) else 1.0 for op in layer.choices]
-    return ScoreTable(scores)
+    return _structural_scores(supernet.space, lambda op, _largest: 0.0 if is_identity(op) else 1.0)
+
+
+@register_indicator("depth-largest")
+def _depth_largest_indicator(supernet: Supernet, **_ctx) -> ScoreTable:
+    """Depth, ties broken towards more layers at their largest op (most FLOPs; k5e6 in NAS-Bench-Macro): an op scores
+    L + 1 if it is not an identity, plus 1 if it is its layer's largest op, so the tie-break never outweighs a layer
+    (integers, so equal archs tie exactly). The strongest free rule we know on NAS-Bench-Macro; a baseline."""
+    per_layer = float(len(supernet.space.layers) + 1)
+    return _structural_scores(supernet.space,
+                              lambda op, largest: (0.0 if is_identity(op) else per_layer) + float(largest))
 
 
 # -- registration ---------------------------------------------------------------------------------------------------

@@ -4,6 +4,8 @@
 computes a weight gradient for it (only activation gradients flow), which is where BN-NAS's per-epoch saving comes
 from. ``bn_params='last'`` (default, as in the official code) trains only the BN the indicator reads -- the last BN
 of every candidate op -- and keeps every other BN at gamma=1, beta=0; ``'all'`` trains every BN (the paper's text).
+``bn-transitions`` is ``bn`` plus every weight of the candidates of searchable layers that change width or stride:
+those layers have no skip, so with frozen random weights each path hands later layers a differently scrambled input.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class SupernetTrainConfig(TrainConfig):
     label_smoothing: float = 0.1
     grad_clip_value: float = 5.0  # gradient *values* clipped, as in the official code
     sampler: str = "spos"  # spos | fairnas
-    train_mode: str = "bn"  # bn | all
+    train_mode: str = "bn"  # bn | bn-transitions | all
     bn_params: str = "last"  # last | all (which BNs train in bn mode)
     # initial gamma of the indicator BN of every candidate that feeds a skip connection (1.0 = the paper); 0 starts
     # every residual branch closed, so all paths begin as one shared network and each op's gamma grows by its use
@@ -53,10 +55,13 @@ class SupernetTrainConfig(TrainConfig):
         "label_smoothing", "momentum", "weight_decay", "grad_clip_value", "epochs")
 
 
+TRAIN_MODES = ("bn", "bn-transitions", "all")
+
+
 def configure_trainable(model: Supernet, train_mode: str, bn_params: str = "last") -> list[nn.Parameter]:
     """Set ``requires_grad`` per the training mode and return the parameters that train."""
-    if train_mode not in ("bn", "all"):
-        raise BNNASError(f"unknown train mode {train_mode!r}: use 'bn' (BN only, the paper) or 'all'")
+    if train_mode not in TRAIN_MODES:
+        raise BNNASError(f"unknown train mode {train_mode!r}: use one of {', '.join(TRAIN_MODES)}")
     if bn_params not in ("last", "all"):
         raise BNNASError(f"unknown bn_params {bn_params!r}: use 'last' (official code) or 'all'")
     if train_mode == "all":
@@ -72,6 +77,10 @@ def configure_trainable(model: Supernet, train_mode: str, bn_params: str = "last
     for bn in bns:
         bn.weight.requires_grad_(True)
         bn.bias.requires_grad_(True)
+    if train_mode == "bn-transitions":
+        for layer, spec in zip(model.layers, model.space.layers):
+            if spec.searchable and (spec.stride != 1 or spec.cin != spec.cout):
+                layer.requires_grad_(True)
     return [p for p in model.parameters() if p.requires_grad]
 
 
