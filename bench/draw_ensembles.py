@@ -35,7 +35,7 @@ from bnnas.data import build_classification_data  # noqa: E402
 from bnnas.indicators.bn import ScoreTable, bn_score_table  # noqa: E402
 from bnnas.search.exact import exact_search  # noqa: E402
 from bnnas.training.supernet_trainer import SupernetTrainConfig, SupernetTrainer  # noqa: E402
-from bnnas.trust.benchmark_stats import flops_deciles, within_decile_tau  # noqa: E402
+from bnnas.trust.studies.benchmark.benchmark_stats import flops_deciles, within_decile_tau  # noqa: E402
 from bnnas.trust.rank_stats import kendall_tau  # noqa: E402
 
 SPACE = "nas-bench-macro-res-half"

@@ -12,7 +12,7 @@ from scipy import stats
 
 from bnnas import BNNASError
 from bnnas.data import build_classification_data
-from bnnas.trust.benchmark_stats import (
+from bnnas.trust.studies.benchmark.benchmark_stats import (
     _resampled_decile_taus, bootstrap_ranking_stats, budgeted_pick, flops_deciles, ranking_stats,
 )
 

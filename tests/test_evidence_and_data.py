@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from bnnas.data import datasets as ds
-from bnnas.trust.evidence import bn_free_mask, check_learning, layer_taus, seed_agreement
+from bnnas.trust.verdicts.evidence import bn_free_mask, check_learning, layer_taus, seed_agreement
 from bnnas.core.space import get_space
 from bnnas.core.supernet import Supernet
 from bnnas.training.supernet_trainer import init_branch_gammas
@@ -53,7 +53,7 @@ def test_holdout_comes_from_the_training_split_never_the_test_split(fake_fashion
 
 
 def test_search_and_ranking_study_hold_out_the_same_images(fake_fashion):
-    from bnnas.trust.study_data import study_data
+    from bnnas.trust.studies.study_data import study_data
 
     search = ds.build_classification_data("fashion-mnist", 32, holdout=10, seed=3)
     study = study_data(ds.build_classification_data("fashion-mnist", 32, seed=3), 10, seed=3)

@@ -17,8 +17,8 @@ from bnnas.benchmarks.table import DATA_DIR, table_from_dict
 from bnnas.core.arch import Arch
 from bnnas.core.flops import flops_table, params_table
 from bnnas.core.space import get_space
-from bnnas.trust.ground_truth import GroundTruthConfig, select_keys, work_items
-from bnnas.trust.table_quality import table_quality
+from bnnas.trust.studies.benchmark.ground_truth import GroundTruthConfig, select_keys, work_items
+from bnnas.trust.studies.benchmark.table_quality import table_quality
 from conftest import write_fake_fashion
 
 ROOT = Path(__file__).resolve().parents[1]

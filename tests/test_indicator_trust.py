@@ -13,13 +13,13 @@ from torch.utils.data import TensorDataset
 
 from bnnas import get_space
 from bnnas.indicators.spos_accuracy import AccuracyIndicator
-from bnnas.trust.bias import bias_picks, conv_share, free_layers, uniform_conv_share
-from bnnas.trust.indicator_scoring import parse_indicator_spec
+from bnnas.trust.studies.bias.bias import bias_picks, conv_share, free_layers, uniform_conv_share
+from bnnas.trust.studies.indicator_scoring import parse_indicator_spec
 from bnnas.trust.rank_stats import bootstrap_ci, seed_agreement
-from bnnas.trust.study_data import study_data
-from bnnas.trust.study_sampling import stratified_sample
-from bnnas.trust.early_bird import EarlyBirdStopper
-from bnnas.trust.early_bird_compare import compare_stop_vs_full, replay_stopper
+from bnnas.trust.studies.study_data import study_data
+from bnnas.trust.studies.correlation.study_sampling import stratified_sample
+from bnnas.trust.verdicts.early_bird import EarlyBirdStopper
+from bnnas.trust.verdicts.early_bird_compare import compare_stop_vs_full, replay_stopper
 from bnnas.core.flops import flops_table
 from bnnas.indicators.bn import ScoreTable, bn_score_table
 from bnnas.indicators.registry import build_indicator

@@ -20,9 +20,9 @@ from bnnas.cli.search_records import Budget, SearchOutcome, SearchSettings
 from bnnas.cli.search_report import write_outputs
 from bnnas.data import ClassificationData, build_classification_data
 from bnnas.training.distributed import DistInfo, init_distributed
-from bnnas.trust.early_bird import EarlyBirdStopper
+from bnnas.trust.verdicts.early_bird import EarlyBirdStopper
 from bnnas.errors import BNNASError
-from bnnas.trust.evidence import bn_free_mask, check_learning
+from bnnas.trust.verdicts.evidence import bn_free_mask, check_learning
 from bnnas.core.flops import flops_table, params_table
 from bnnas.indicators.bn import ScoreTable, bn_score_table
 from bnnas.indicators.registry import as_scorer, build_indicator
