@@ -116,7 +116,7 @@ EARLY_BIRD_DESCRIPTION = (
 
 
 def add_early_bird_arguments(p: argparse.ArgumentParser) -> None:
-    from bnnas.cli.search import add_arguments
+    from bnnas.cli.search_flags import add_arguments
 
     add_arguments(p)
     p.set_defaults(work_dir="runs/early-bird", recipe="paper")  # this study compares against the paper's recipe
@@ -256,9 +256,10 @@ def _run_benchmark(args: argparse.Namespace, stack: contextlib.ExitStack) -> dic
 def _full_schedule_history(args: argparse.Namespace, dist, device, work_dir: Path):
     """Train (or resume) the full schedule exactly as tools/search.py would, without its stopper (replayed later):
     (resolved args, space name, per-epoch score tables, training info, data), or None off rank 0."""
-    from bnnas.cli.search import SupernetSource, supernet_config, train_or_load_supernet
+    from bnnas.cli.search_flags import supernet_config
     from bnnas.core.space import get_space
     from bnnas.data import build_classification_data
+    from bnnas.training.supernet_source import SupernetSource, train_or_load_supernet
     from bnnas.training.supernet_trainer import scores_from_record
 
     args = defaults.resolve_recipe(args)
