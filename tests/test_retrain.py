@@ -79,7 +79,8 @@ def trained(tmp_path_factory, digits):
 def test_retrain_beats_chance_on_digits(trained):
     work, trainer, result = trained
     assert len(result.history) == 2
-    # 10 classes: chance is 10 %; two epochs of the cheapest arch reach ~90 % (measured), so 60 % is a clear margin
+    # 10 classes: chance is 10 %, and 60 % (six times chance) asks only that the arch learned, not how well on this
+    # CPU (two epochs of the cheapest arch reached ~90 % where this was written)
     assert result.best.top1 > 0.6, [h.top1 for h in result.history]
     assert result.history[-1].train_loss < result.history[0].train_loss
     assert all(h.top5 >= h.top1 for h in result.history)
