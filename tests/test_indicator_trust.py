@@ -299,6 +299,7 @@ def test_study_split_keeps_spos_heldout_out_of_training_and_val(digits):
     assert data.val is digits.val and data.heldout is not digits.val
 
 
+@pytest.mark.slow
 def test_tiny_end_to_end_study(tmp_path):
     from bnnas.cli.trust import main
 
@@ -351,6 +352,7 @@ def test_tiny_end_to_end_study(tmp_path):
     assert doc2["indicators"]["bn@bn"]["scores"] == doc["indicators"]["bn@bn"]["scores"]
 
 
+@pytest.mark.slow
 def test_search_early_bird_stops_reruns_idempotently_and_matches_the_replay(tmp_path):
     """tools/search.py --early-bird end to end: it stops where the replay says, a re-run does not train on, and the
     comparison tool (fed the stopped run's history) names the arch search.py found."""

@@ -207,6 +207,7 @@ def test_bad_inputs(capsys, tmp_path, argv, msg):
     assert not (tmp_path / "w").exists()
 
 
+@pytest.mark.slow
 def test_cli_end_to_end_and_resume(tmp_path, capsys):
     arch_file = tmp_path / "arch.json"
     save_arch(cheapest_arch(), arch_file, found_by={"budget": 4.0, "budget_unit": "MFLOPs", "data": "digits",
