@@ -39,6 +39,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_export_tool_roundtrip(tmp_path):
     net = _retrained(tmp_path / "sub.pth")
     r = _run("--arch", "bnnas-spos", "--checkpoint", str(tmp_path / "sub.pth"), "--out", str(tmp_path / "bb.pth"))
@@ -69,6 +70,7 @@ def test_export_default_arch_and_se(tmp_path):
         load_backbone_state(tmp_path / "bb.pth", load_arch("abs-fairnas"), se=False)
 
 
+@pytest.mark.slow
 def test_export_refuses_other_arch(tmp_path):
     _retrained(tmp_path / "sub.pth")
     r = _run("--arch", "spos", "--checkpoint", str(tmp_path / "sub.pth"), "--out", str(tmp_path / "bb.pth"))
@@ -78,6 +80,7 @@ def test_export_refuses_other_arch(tmp_path):
     assert not (tmp_path / "bb.pth").exists()
 
 
+@pytest.mark.slow
 def test_export_refuses_weights_that_do_not_fit_the_arch(tmp_path):
     """A checkpoint whose stored arch says bnnas-spos but whose weights are SPOS's: strict load refuses it."""
     other = SubNet(load_arch("spos"))
@@ -87,6 +90,7 @@ def test_export_refuses_weights_that_do_not_fit_the_arch(tmp_path):
     assert r.returncode == 2 and "does not match the model" in r.stderr and r.stderr.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_export_other_errors(tmp_path):
     r = _run("--checkpoint", str(tmp_path / "missing.pth"), "--out", str(tmp_path / "bb.pth"))
     assert r.returncode == 2 and "checkpoint not found" in r.stderr

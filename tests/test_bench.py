@@ -14,6 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_bench_quick_rows_3_and_6(tmp_path):
     pytest.importorskip("faster_coco_eval")
     pytest.importorskip("pycocotools")

@@ -12,7 +12,7 @@ from scipy import stats
 
 from bnnas import BNNASError
 from bnnas.data import build_classification_data
-from bnnas.trust.benchmark_stats import (
+from bnnas.trust.studies.benchmark.benchmark_stats import (
     _resampled_decile_taus, bootstrap_ranking_stats, budgeted_pick, flops_deciles, ranking_stats,
 )
 
@@ -84,6 +84,7 @@ def test_bootstrap_cis_hold_the_estimate():
     assert lo < hi
 
 
+@pytest.mark.slow
 def test_correlate_benchmark_baselines_on_the_published_table(tmp_path):
     out = tmp_path / "bm"
     r = subprocess.run([sys.executable, "-m", "bnnas", "correlate", "--benchmark", "nas-bench-macro",
@@ -100,6 +101,7 @@ def test_correlate_benchmark_baselines_on_the_published_table(tmp_path):
     assert "decile tau" in r.stdout
 
 
+@pytest.mark.slow
 def test_correlate_benchmark_needs_data_for_a_trained_indicator(tmp_path):
     r = subprocess.run([sys.executable, "-m", "bnnas", "correlate", "--benchmark", "nas-bench-macro", "--space",
                         "spos-small", "--work-dir", str(tmp_path / "x")], cwd=ROOT, capture_output=True, text=True,

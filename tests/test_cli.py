@@ -69,6 +69,7 @@ def test_bad_number_is_one_line_in_process(capsys, tmp_path):
     _one_line_error(main(["nope"]), capsys.readouterr().err, "invalid choice: 'nope'")
 
 
+@pytest.mark.slow
 def test_bad_number_is_one_line_through_python_m_bnnas(tmp_path):
     r = subprocess.run([sys.executable, "-m", "bnnas", "search", "--batch-size", "0", "--work-dir",
                         str(tmp_path / "w")], capture_output=True, text=True, timeout=120, cwd=ROOT)

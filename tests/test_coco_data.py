@@ -164,6 +164,7 @@ def test_check_tolerates_up_to_max_broken(tmp_path):
     assert box_problem([0, 0, 10.5, 10], 10, 10) is None  # sub-pixel overhang is tolerated
 
 
+@pytest.mark.slow
 def test_make_coco_demo_tool(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "tools" / "make_coco_demo.py"), "--out", str(tmp_path / "d"),
                         "--num-train", "2", "--num-val", "1", "--image-size", "64", "--min-object", "16",

@@ -584,4 +584,6 @@ def test_runner_test_mAP_matches_pycocotools(tiny_coco, overfitted, tmp_path):
     # the head keeps at most 100 boxes per image
     for i, n in enumerate(["mAP", "mAP_50", "mAP_75", "mAP_s", "mAP_m", "mAP_l"]):
         assert metrics[f"coco/bbox_{n}"] == pytest.approx(round(ev.stats[i], 3), abs=1e-9), n
-    assert ev.stats[1] > 0.1  # the overfitted model finds the digits it was trained on (0.45 here)
+    # the overfitted model finds the digits it was trained on: the bound asks that it found them, not how well on this
+    # CPU (AP50 0.45 where this was written)
+    assert ev.stats[1] > 0.1

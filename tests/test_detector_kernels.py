@@ -154,6 +154,7 @@ def test_head_predictions_equal_mmdet_post_processing(no_compiled_kernels, monke
             assert torch.equal(a[key], b[key]), key
 
 
+@pytest.mark.slow
 def test_demo_detector_trains_and_evaluates_without_compiled_kernels(no_compiled_kernels, counted_nms, tiny_coco,
                                                                      tmp_path):
     """mmengine's Runner (what ``mim train`` runs): a few iterations, then validation with NMS, kernels raising."""

@@ -24,12 +24,15 @@ ROOT = Path(__file__).resolve().parents[1]
 RUN = ["--data", "digits", "--epochs", "1", "--limit-train", "640", "--search", "exact", "--device", "cpu",
        "--seed", "0", "--quiet"]
 PER_PROCESS = 32
-# Mean and max |score difference| over the searchable ops (49 of them) after these 10 steps, measured with 1-process
-# runs of batch 64: seeds 0/1 differ by mean 0.0030 (max 0.0133), seeds 0/2 by 0.0040 (0.0248), seeds 1/2 by 0.0034
-# (0.0173); torchrun 2 x 32 vs 1 x 64 of seed 0 by mean 0.00024 (max 0.0021), since only the BN batch statistics
-# differ (each process normalises its own 32 images). The tolerances are a fifth and a quarter of the smallest
-# seed-to-seed numbers.
-MEAN_TOL, MAX_TOL = 0.0030 / 5, 0.0133 / 4
+# What the agreement test shows: two processes of batch 32 reach nearly the op scores of one process of batch 64 (only
+# the BN batch statistics differ: each process normalises its own 32 images), far closer than a run with another seed
+# does. Float reduction order differs between CPUs, so no absolute tolerance holds everywhere: the seed-to-seed
+# difference is measured in the same test, on the same machine, and the torchrun difference must stay under a stated
+# fraction of it, in mean and in max over the searchable ops (49 after these 10 steps). For scale, seeds 0/1 differed
+# by mean 0.0030 (max 0.0133) on two machines, and torchrun vs one process by mean 0.00024 / 0.00027 (a twelfth of the
+# seeds') and max 0.0021 / 0.0042 (a sixth, and a third): the max moves with the CPU, hence half of the seeds' max,
+# not less.
+MEAN_FRACTION, MAX_FRACTION = 1 / 4, 1 / 2
 
 pytestmark = pytest.mark.slow
 
@@ -65,12 +68,22 @@ def test_torchrun_finishes_and_writes_one_arch(two_processes):
     assert len(json.loads((two_processes / "op_scores.json").read_text())["epochs"]) == 1
 
 
+def one_process(work: Path, seed: int) -> np.ndarray:
+    """The searchable op scores of one process of twice the per-process batch, with ``seed``."""
+    args = [*RUN, "--batch-size", str(2 * PER_PROCESS), "--work-dir", str(work)]
+    args[args.index("--seed") + 1] = str(seed)
+    assert search_main(args) == 0
+    return searchable_scores(work)
+
+
 def test_torchrun_scores_agree_with_one_process_of_twice_the_batch(two_processes, tmp_path):
-    one = tmp_path / "one"
-    assert search_main([*RUN, "--batch-size", str(2 * PER_PROCESS), "--work-dir", str(one)]) == 0
-    diff = np.abs(searchable_scores(two_processes) - searchable_scores(one))
+    one = one_process(tmp_path / "one", 0)
+    diff = np.abs(searchable_scores(two_processes) - one)
     diff = diff[~np.isnan(diff)]
-    assert diff.mean() < MEAN_TOL and diff.max() < MAX_TOL, (diff.mean(), diff.max())
+    seeds = np.abs(one_process(tmp_path / "seed1", 1) - one)  # what another seed changes, measured here
+    seeds = seeds[~np.isnan(seeds)]
+    measured = {"torchrun": (diff.mean(), diff.max()), "seed 0 vs 1": (seeds.mean(), seeds.max())}
+    assert diff.mean() < MEAN_FRACTION * seeds.mean() and diff.max() < MAX_FRACTION * seeds.max(), measured
     assert diff.max() > 0  # not the same run: BN statistics are per process
 
 

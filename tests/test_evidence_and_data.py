@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from bnnas.data import datasets as ds
-from bnnas.trust.evidence import bn_free_mask, check_learning, layer_taus, seed_agreement
+from bnnas.trust.verdicts.evidence import bn_free_mask, check_learning, layer_taus, seed_agreement
 from bnnas.core.space import get_space
 from bnnas.core.supernet import Supernet
 from bnnas.training.supernet_trainer import init_branch_gammas
@@ -53,7 +53,7 @@ def test_holdout_comes_from_the_training_split_never_the_test_split(fake_fashion
 
 
 def test_search_and_ranking_study_hold_out_the_same_images(fake_fashion):
-    from bnnas.trust.study_data import study_data
+    from bnnas.trust.studies.study_data import study_data
 
     search = ds.build_classification_data("fashion-mnist", 32, holdout=10, seed=3)
     study = study_data(ds.build_classification_data("fashion-mnist", 32, seed=3), 10, seed=3)
@@ -77,6 +77,7 @@ def test_limit_train_keeps_the_same_images_for_every_seed():
         ds.build_classification_data("digits", 32, limit_train=0)
 
 
+@pytest.mark.slow
 def test_default_demo_names_the_digits_fallback(tmp_path):
     # conftest points BNNAS_FASHION_MNIST at a missing dir, as on a machine without the package
     out = subprocess.run([sys.executable, str(ROOT / "tools/search.py"), "--epochs", "1", "--limit-train", "256",
@@ -126,6 +127,7 @@ def test_untrained_supernet_warns_and_a_trained_one_does_not():
     assert flat_but_learned.spread_layers == 0 and "barely differ" in flat_but_learned.warning
 
 
+@pytest.mark.slow
 def test_cli_warns_when_the_supernet_stays_at_chance(tmp_path):
     # the paper's recipe on 128 digits for one epoch cannot learn: the report must say so
     out = subprocess.run([sys.executable, str(ROOT / "tools/search.py"), "--data", "digits", "--recipe", "paper",

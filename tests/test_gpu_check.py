@@ -42,6 +42,7 @@ def test_gpu_check_smoke_runs_every_step(tmp_path):
     assert (out / "logs" / "detector.log").is_file() and (out / "retrain" / "last.pth").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: the real check would run")
 def test_gpu_check_without_a_gpu_fails_after_the_device_step(tmp_path):
     out = tmp_path / "out"

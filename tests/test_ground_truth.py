@@ -17,8 +17,8 @@ from bnnas.benchmarks.table import DATA_DIR, table_from_dict
 from bnnas.core.arch import Arch
 from bnnas.core.flops import flops_table, params_table
 from bnnas.core.space import get_space
-from bnnas.trust.ground_truth import GroundTruthConfig, select_keys, work_items
-from bnnas.trust.table_quality import table_quality
+from bnnas.trust.studies.benchmark.ground_truth import GroundTruthConfig, select_keys, work_items
+from bnnas.trust.studies.benchmark.table_quality import table_quality
 from conftest import write_fake_fashion
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,6 +110,7 @@ def _run(work: Path, fashion: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 
+@pytest.mark.slow
 def test_a_killed_ground_truth_resumes_to_the_uninterrupted_table(tmp_path):
     fashion = write_fake_fashion(tmp_path / "fashion-mnist", 200, 40)
     straight = _run(tmp_path / "straight", fashion)
@@ -137,6 +138,7 @@ def test_a_killed_ground_truth_resumes_to_the_uninterrupted_table(tmp_path):
         assert len(got["archs"][k]["test_acc"]) == 2
 
 
+@pytest.mark.slow
 def test_a_bad_key_is_one_line_and_trains_nothing(tmp_path):
     from conftest import one_line_error
 
@@ -173,6 +175,7 @@ def test_the_committed_fashion_mnist_table_is_what_its_meta_says():
     assert t.mean_acc == pytest.approx(np.nanmean(t.accs, 1), abs=1e-3)
 
 
+@pytest.mark.slow
 def test_correlate_reads_our_table_with_its_band_and_its_own_quality(tmp_path):
     from scipy.stats import kendalltau
 

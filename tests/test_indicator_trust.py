@@ -13,13 +13,13 @@ from torch.utils.data import TensorDataset
 
 from bnnas import get_space
 from bnnas.indicators.spos_accuracy import AccuracyIndicator
-from bnnas.trust.bias import bias_picks, conv_share, free_layers, uniform_conv_share
-from bnnas.trust.indicator_scoring import parse_indicator_spec
+from bnnas.trust.studies.bias.bias import bias_picks, conv_share, free_layers, uniform_conv_share
+from bnnas.trust.studies.indicator_scoring import parse_indicator_spec
 from bnnas.trust.rank_stats import bootstrap_ci, seed_agreement
-from bnnas.trust.study_data import study_data
-from bnnas.trust.study_sampling import stratified_sample
-from bnnas.trust.early_bird import EarlyBirdStopper
-from bnnas.trust.early_bird_compare import compare_stop_vs_full, replay_stopper
+from bnnas.trust.studies.study_data import study_data
+from bnnas.trust.studies.correlation.study_sampling import stratified_sample
+from bnnas.trust.verdicts.early_bird import EarlyBirdStopper
+from bnnas.trust.verdicts.early_bird_compare import compare_stop_vs_full, replay_stopper
 from bnnas.core.flops import flops_table
 from bnnas.indicators.bn import ScoreTable, bn_score_table
 from bnnas.indicators.registry import build_indicator
@@ -299,6 +299,7 @@ def test_study_split_keeps_spos_heldout_out_of_training_and_val(digits):
     assert data.val is digits.val and data.heldout is not digits.val
 
 
+@pytest.mark.slow
 def test_tiny_end_to_end_study(tmp_path):
     from bnnas.cli.trust import main
 
@@ -351,6 +352,7 @@ def test_tiny_end_to_end_study(tmp_path):
     assert doc2["indicators"]["bn@bn"]["scores"] == doc["indicators"]["bn@bn"]["scores"]
 
 
+@pytest.mark.slow
 def test_search_early_bird_stops_reruns_idempotently_and_matches_the_replay(tmp_path):
     """tools/search.py --early-bird end to end: it stops where the replay says, a re-run does not train on, and the
     comparison tool (fed the stopped run's history) names the arch search.py found."""

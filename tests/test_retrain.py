@@ -76,10 +76,12 @@ def trained(tmp_path_factory, digits):
     return work, trainer, result
 
 
+@pytest.mark.slow
 def test_retrain_beats_chance_on_digits(trained):
     work, trainer, result = trained
     assert len(result.history) == 2
-    # 10 classes: chance is 10 %; two epochs of the cheapest arch reach ~90 % (measured), so 60 % is a clear margin
+    # 10 classes: chance is 10 %, and 60 % (six times chance) asks only that the arch learned, not how well on this
+    # CPU (two epochs of the cheapest arch reached ~90 % where this was written)
     assert result.best.top1 > 0.6, [h.top1 for h in result.history]
     assert result.history[-1].train_loss < result.history[0].train_loss
     assert all(h.top5 >= h.top1 for h in result.history)
@@ -89,6 +91,7 @@ def test_retrain_beats_chance_on_digits(trained):
     assert (work / "training_curve.png").stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_best_checkpoint_loads_into_subnet(trained, digits):
     work, trainer, result = trained
     ck = load_checkpoint(work / BEST_NAME, kind="subnet")
@@ -110,6 +113,7 @@ def test_best_checkpoint_loads_into_subnet(trained, digits):
     assert last["epoch"] == 2 and last["finished"] and "optimizer" in last
 
 
+@pytest.mark.slow
 def test_best_checkpoint_exports_as_backbone(trained, tmp_path):
     from bnnas.export import export_backbone
 
@@ -163,6 +167,7 @@ def _small_data(digits: ClassificationData, n_train: int = 96, n_val: int = 32) 
                               SIZE)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop_at,workers", [(6, 0), (9, 1)], ids=["epoch-boundary", "mid-epoch-worker"])
 def test_resume_reproduces_uninterrupted_run(tmp_path, digits, stop_at, workers):
     """2 epochs in one go == stopped after ``stop_at`` steps (6 per epoch), then resumed in a new trainer.
@@ -220,6 +225,7 @@ def _one_line_error(rc: int, err: str, *needles: str) -> None:
         assert n in lines[0], lines[0]
 
 
+@pytest.mark.slow
 def test_tool_end_to_end(tmp_path):
     """The real script in a fresh interpreter: trains, prints the summary line, writes every promised file."""
     save_arch(cheapest_arch(), tmp_path / "arch.json")
@@ -246,6 +252,7 @@ def _fit_cli_run(capsys, tmp_path) -> tuple[Path, Path, list[str]]:
     return tmp_path / "arch.json", work, args
 
 
+@pytest.mark.slow
 def test_auto_resume_and_mismatched_checkpoints(capsys, tmp_path):
     arch_path, work, args = _fit_cli_run(capsys, tmp_path)
     before = load_checkpoint(work / LAST_NAME)

@@ -153,6 +153,7 @@ def test_weights_only_still_refuses_other_callables(tmp_path):
         torch.load(path)
 
 
+@pytest.mark.slow
 def test_missing_backbone_checkpoint_is_one_line(setup, tmp_path):
     cfg = _cfg(setup, tmp_path / "w", max_epochs=1)
     cfg.model.backbone.init_cfg.checkpoint = None

@@ -106,6 +106,7 @@ def _assert_same_search(wd: Path, ref: Path) -> None:
 
 
 # -- real processes ---------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_kill9_busy_dir_stale_lock_and_resume_bit_identical(data, reference, tmp_path):
     """kill -9 mid-training; a second run meanwhile is refused naming the holder; the next run takes the dead run's
     lock over, removes its temp files, resumes and ends bit-identical to the uninterrupted run."""
@@ -140,6 +141,7 @@ def test_kill9_busy_dir_stale_lock_and_resume_bit_identical(data, reference, tmp
     _assert_same_search(wd, reference)
 
 
+@pytest.mark.slow
 def test_second_run_is_refused_and_first_finishes_intact(data, reference, tmp_path):
     wd = tmp_path / "run"
     first = _search_proc(data, wd)
@@ -157,6 +159,7 @@ def test_second_run_is_refused_and_first_finishes_intact(data, reference, tmp_pa
     _assert_same_search(wd, reference)
 
 
+@pytest.mark.slow
 def test_retrain_kill9_then_resume_bit_identical(data, tmp_path):
     space = get_space("spos-small")
     save_arch(Arch(space, tuple(l.choices.index("id") if "id" in l.choices else 0 for l in space.layers)),
@@ -183,6 +186,7 @@ def test_retrain_kill9_then_resume_bit_identical(data, tmp_path):
 
 
 # -- results beside each other, resume keys ----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_rerun_with_other_budget_keeps_earlier_result(reference, data, tmp_path):
     wd = tmp_path / "run"
     shutil.copytree(reference, wd)
@@ -201,6 +205,7 @@ def test_rerun_with_other_budget_keeps_earlier_result(reference, data, tmp_path)
     assert "arch-10MFLOPs-exact.json" in log and "copies of it" in log
 
 
+@pytest.mark.slow
 def test_resume_refuses_other_data_and_world_size(reference, data, tmp_path, capsys):
     wd = tmp_path / "run"
     shutil.copytree(reference, wd)
@@ -226,6 +231,7 @@ def test_retrain_resume_refuses_other_data_root(tmp_path, capsys):
     _one_line_error(2, capsys.readouterr().err, "other settings", f"root {a}/train -> {b}/train")
 
 
+@pytest.mark.slow
 def test_latency_budget_that_binds_and_corrupt_cache(reference, data, tmp_path, capsys):
     from bnnas.indicators.bn import bn_score_table
     from bnnas.core.latency import measure_latency_table

@@ -28,6 +28,7 @@ def demo_run(tmp_path_factory):
     return wd, out.stdout
 
 
+@pytest.mark.slow
 def test_demo_writes_everything_and_arch_is_consistent(demo_run):
     wd, stdout = demo_run
     for f in ("arch.json", "supernet.pth", "op_scores.json", "report.md", "summary.json", "log.txt",
@@ -48,6 +49,7 @@ def test_demo_writes_everything_and_arch_is_consistent(demo_run):
     assert "exact" in stdout and "arch:" in stdout  # the closing summary table
 
 
+@pytest.mark.slow
 def test_rerun_resumes_finished_run_without_retraining(demo_run, tmp_path):
     src, _ = demo_run
     wd = tmp_path / "run"
@@ -66,6 +68,7 @@ def test_rerun_resumes_finished_run_without_retraining(demo_run, tmp_path):
     assert json.loads(after["summary.json"])["budget"] == 8 and after["report.md"] == after["report-8MFLOPs-exact.md"]
 
 
+@pytest.mark.slow
 def test_reuse_supernet_and_search_by_latency(demo_run, tmp_path):
     wd, _ = demo_run
     assert main(["--supernet", str(wd / "supernet.pth"), "--work-dir", str(tmp_path), "--quiet",
@@ -93,6 +96,7 @@ def test_unknown_space(tmp_path, capsys):
     assert "unknown search space 'resnet'" in _err(capsys, ["--space", "resnet", "--work-dir", str(tmp_path)])
 
 
+@pytest.mark.slow
 def test_mismatched_supernet_file(demo_run, tmp_path, capsys):
     wd, _ = demo_run
     err = _err(capsys, ["--supernet", str(wd / "supernet.pth"), "--space", "unbiased-small",
@@ -141,6 +145,7 @@ def test_corrupt_image_is_named(tmp_path, capsys):
     assert "cannot read image" in err and "broken.JPEG" in err
 
 
+@pytest.mark.slow
 def test_spos_accuracy_indicator_search(demo_run, tmp_path):
     """The baseline indicator: BN recalibrated on training batches, accuracy on held-out digits."""
     wd, _ = demo_run

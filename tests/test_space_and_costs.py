@@ -50,6 +50,7 @@ def _count(model: torch.nn.Module, size: int, num_classes: int, head: int, fc_fl
 
 @pytest.mark.parametrize("space_name", ["spos-imagenet", "fairnas-imagenet", "spos-small", "spos-small-res", "unbiased-small",
                                         "nas-bench-macro", "nas-bench-macro-half", "nas-bench-macro-res-half"])
+@pytest.mark.slow
 @pytest.mark.parametrize("se", [False, True])
 def test_lookup_table_equals_real_count(space_name, se):
     space = get_space(space_name)

@@ -31,6 +31,7 @@ def _supernet(tmp_path, digits, **kw):
                            show_progress=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["proxy", "supernet"])
 def test_epoch_statistics_are_means_over_images_in_every_trainer(tmp_path, digits, kind):
     trainer = _proxy(digits) if kind == "proxy" else _supernet(tmp_path, digits)

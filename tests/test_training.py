@@ -92,6 +92,7 @@ def _state(model):
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
+@pytest.mark.slow
 def test_resume_equals_uninterrupted_at_epoch_boundary(tmp_path, digits):
     full = _trainer(tmp_path / "full", digits)
     full.fit()
@@ -107,6 +108,7 @@ def test_resume_equals_uninterrupted_at_epoch_boundary(tmp_path, digits):
     assert [h.train_loss for h in resumed.history] == [h.train_loss for h in full.history]
 
 
+@pytest.mark.slow
 def test_resume_mid_epoch_equals_uninterrupted(tmp_path, digits):
     kw = dict(epochs=1, ckpt_every=3, sampler="spos")
     full = _trainer(tmp_path / "full", digits, **kw)

@@ -1,4 +1,4 @@
-"""tools/verify.py and bnnas.trust.verify: statistics on hand-made accuracies (the headroom test included), the
+"""tools/verify.py and bnnas.trust.verdicts.verify: statistics on hand-made accuracies (the headroom test included), the
 random-arch draw, the report of a run whose trainings are replaced by hand-made accuracies, and one tiny CLI run with
 its resume. The CLI run trains 3 cheap spos-small archs (<= 4 MFLOPs) for 1 epoch on 64 digits (single-threaded)."""
 
@@ -19,10 +19,10 @@ from bnnas.core.arch import Arch, save_arch
 from bnnas.errors import BNNASError
 from bnnas.core.flops import flops_table
 from bnnas.core.space import get_space
-import bnnas.trust.verify as verify
+import bnnas.trust.verdicts.verify as verify
 from bnnas.cli.verify import main
-from bnnas.trust.headroom import headroom
-from bnnas.trust.verify import arch_stats, draw_random_archs, fmt_ci, summarize
+from bnnas.trust.verdicts.headroom import headroom
+from bnnas.trust.verdicts.verify import arch_stats, draw_random_archs, fmt_ci, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / "tools" / "verify.py"
@@ -207,6 +207,7 @@ def test_bad_inputs(capsys, tmp_path, argv, msg):
     assert not (tmp_path / "w").exists()
 
 
+@pytest.mark.slow
 def test_cli_end_to_end_and_resume(tmp_path, capsys):
     arch_file = tmp_path / "arch.json"
     save_arch(cheapest_arch(), arch_file, found_by={"budget": 4.0, "budget_unit": "MFLOPs", "data": "digits",

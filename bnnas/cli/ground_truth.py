@@ -26,8 +26,8 @@ from bnnas.data.datasets import BUILTIN_DATASETS, is_builtin
 from bnnas.errors import BNNASError
 from bnnas.outputs.workdir import hold_work_dir
 from bnnas.training.distributed import init_distributed
-from bnnas.trust.ground_truth import GroundTruthConfig, TableTarget
-from bnnas.trust.ground_truth import run as run_ground_truth
+from bnnas.trust.studies.benchmark.ground_truth import GroundTruthConfig, TableTarget
+from bnnas.trust.studies.benchmark.ground_truth import run as run_ground_truth
 
 DEFAULT_BENCHMARK = "nas-bench-macro-fmnist"
 

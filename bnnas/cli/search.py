@@ -6,7 +6,7 @@ import argparse
 import contextlib
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,25 +14,23 @@ import torch
 
 from bnnas.core.arch import Arch, save_arch
 import bnnas.cli.common as cli
-import bnnas.cli.flags as flags
-from bnnas.cli.defaults import RECIPES, pick, resolve_recipe
+from bnnas.cli.defaults import resolve_recipe
+from bnnas.cli.search_flags import add_arguments, supernet_config
 from bnnas.cli.search_records import Budget, SearchOutcome, SearchSettings
 from bnnas.cli.search_report import write_outputs
 from bnnas.data import ClassificationData, build_classification_data
-from bnnas.training.distributed import DistInfo, init_distributed
-from bnnas.trust.early_bird import EarlyBirdStopper
+from bnnas.training.distributed import init_distributed
+from bnnas.trust.verdicts.early_bird import EarlyBirdStopper
 from bnnas.errors import BNNASError
-from bnnas.trust.evidence import bn_free_mask, check_learning
+from bnnas.trust.verdicts.evidence import bn_free_mask, check_learning
 from bnnas.core.flops import flops_table, params_table
 from bnnas.indicators.bn import ScoreTable, bn_score_table
 from bnnas.indicators.registry import as_scorer, build_indicator
 from bnnas.outputs.results import announce, result_tag, tagged
 from bnnas.search import EvolutionConfig, SearchResult, evolutionary_search, exact_search, num_choices, random_search
-from bnnas.core.space import SearchSpace, get_space, list_spaces
+from bnnas.core.space import SearchSpace, get_space
 from bnnas.core.supernet import Supernet
-from bnnas.training.supernet_trainer import (TRAIN_MODES, SupernetTrainConfig, SupernetTrainer, load_supernet,
-                                           scores_from_record)
-from bnnas.training.trainer import TrainResult
+from bnnas.training.supernet_source import SupernetSource, train_or_load_supernet
 from bnnas.outputs.workdir import hold_work_dir
 
 log = logging.getLogger("bnnas")
@@ -41,127 +39,8 @@ log = logging.getLogger("bnnas")
 DESCRIPTION = "BN-NAS: train a BN-only supernet, then find the best subnet under a FLOPs/latency budget."
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The search flags (also the early-bird comparison's, which must train exactly what a search trains)."""
-    g = p.add_argument_group("data and space")
-    flags.add(g, "data")
-    g.add_argument("--recipe", choices=sorted(RECIPES), default=None,
-                   help="small-data: spos-small-res space, residual branches start closed (gamma 0), the default on "
-                        "built-in data; paper: the paper's space and gamma 1, the default on folders")
-    g.add_argument("--space", default=None, help=f"search space, overrides the recipe's: {', '.join(list_spaces())}")
-    g.add_argument("--holdout", type=cli.nonneg_int, default=0,
-                   help="training images held out for the spos-acc indicator")
-    flags.add(g, "limit-train",
-              help="train the supernet on this many training images (the same for every seed); overrides the "
-                   "recipe's (small-data: 12000 of Fashion-MNIST's 60000, so 10 epochs fit in minutes on a CPU)")
-    g = p.add_argument_group("supernet")
-    g.add_argument("--supernet", default=None, help="reuse a trained supernet checkpoint instead of training")
-    flags.add(g, "epochs", default=10, help="supernet epochs (paper: 10 for SPOS, 15 for FairNAS)")
-    flags.add(g, "batch-size", help="per-process batch (default: the recipe's; paper: 32 built-in data, 256 folder)")
-    flags.add(g, "lr", help="peak LR (default: the recipe's; paper: 0.8 * global batch / 1024, >= 0.05)")
-    g.add_argument("--warmup-epochs", type=cli.nonneg_float, default=None, help="default: min(5, 10%% of epochs)")
-    g.add_argument("--sampler", choices=["spos", "fairnas"], default="spos", help="path sampling policy")
-    g.add_argument("--train-mode", choices=list(TRAIN_MODES), default="bn",
-                   help="bn: only BN trains (the paper); bn-transitions: also every weight of the searchable layers "
-                        "that change width or stride; all: every parameter")
-    g.add_argument("--bn-params", choices=["last", "all"], default="last",
-                   help="in bn mode, train only each op's last BN (official code) or every BN")
-    g.add_argument("--gamma-init", type=cli.nonneg_float, default=None,
-                   help="initial gamma of each residual candidate's indicator BN, overrides the recipe's (paper: 1)")
-    g.add_argument("--early-bird", action="store_true", help="stop training once the op ranking settles")
-    g.add_argument("--eb-threshold", type=cli.fraction, default=0.95,
-                   help="op-ranking similarity of consecutive epochs that counts as settled")
-    g.add_argument("--eb-patience", type=cli.positive_int, default=3,
-                   help="consecutive comparisons that must reach --eb-threshold")
-    flags.add(g, "workers")
-    g.add_argument("--ckpt-every", type=cli.nonneg_int, default=0, help="also checkpoint every N steps")
-    g.add_argument("--no-resume", action="store_true", help="refuse to resume (error if the work dir has a run)")
-    g = p.add_argument_group("search")
-    g.add_argument("--flops", type=cli.positive_float, default=None,
-                   help="budget in MFLOPs (default: the space's)")
-    g.add_argument("--latency", type=cli.positive_float, default=None,
-                   help="budget in ms, per-op latency measured on --device")
-    g.add_argument("--indicator", default="bn", help="bn (BN-NAS) or spos-acc (SPOS accuracy, needs held-out data)")
-    g.add_argument("--search", default="exact,evolution,random",
-                   help="comma list of exact, evolution, random; the arch comes from the first one listed")
-    g.add_argument("--population", type=cli.positive_int, default=EvolutionConfig.population,
-                   help="evolution: subnets per generation")
-    g.add_argument("--iterations", type=cli.positive_int, default=EvolutionConfig.iterations,
-                   help="evolution: generations")
-    g.add_argument("--samples", type=cli.positive_int, default=1000, help="random search samples")
-    g = p.add_argument_group("run")
-    flags.add_run(g, "runs/search", "seed", "device")
-    g.add_argument("--no-amp", action="store_true", help="no bf16 autocast on GPU")
-    for name in ("threads", "quiet", "debug"):
-        flags.add(g, name)
-
-
 def build_parser() -> argparse.ArgumentParser:
     return cli.command_parser(add_arguments, DESCRIPTION)
-
-
-def supernet_config(args: argparse.Namespace, world_size: int) -> SupernetTrainConfig:
-    """The supernet's training settings from resolved search flags (see ``resolve_recipe``)."""
-    cfg = SupernetTrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        warmup_epochs=args.warmup_epochs, sampler=args.sampler, train_mode=args.train_mode, bn_params=args.bn_params,
-        gamma_init=args.gamma_init,
-        seed=args.seed, workers=pick(args.workers, "supernet", "workers", args.data),
-        amp=not args.no_amp, ckpt_every=args.ckpt_every, world_size=world_size)
-    return cfg
-
-
-@dataclass(frozen=True)
-class SupernetSource:
-    """Where a search's supernet comes from: ``checkpoint`` when given, else a training run in ``work_dir``."""
-
-    work_dir: Path
-    checkpoint: str | None = None  # reuse this trained supernet instead of training
-    no_resume: bool = False  # refuse to resume a run that work_dir already holds
-    quiet: bool = False  # no progress bars
-
-
-def train_or_load_supernet(space: SearchSpace, data: ClassificationData, device: torch.device, dist: DistInfo,
-                           source: SupernetSource, cfg: SupernetTrainConfig,
-                           stopper: EarlyBirdStopper | None = None) -> tuple[Supernet, dict]:
-    """Load ``source.checkpoint``, or train (resuming ``source.work_dir``'s run unless ``source.no_resume``) with
-    ``cfg``; ``stopper`` ends training once the op ranking settles. Returns the supernet and where it came from, its
-    history and time."""
-    work_dir, checkpoint, no_resume, quiet = source.work_dir, source.checkpoint, source.no_resume, source.quiet
-    if checkpoint:
-        model, ckpt = load_supernet(checkpoint)
-        if model.space.name != space.name:
-            raise BNNASError(f"--supernet {checkpoint} is a {model.space.name!r} supernet, not {space.name!r}")
-        return model.to(device), {"source": str(checkpoint), "history": ckpt.get("history", []),
-                                  "config": ckpt.get("config", {}), "seconds": 0.0, "stopped_early_at": None}
-    torch.manual_seed(cfg.seed)
-    model = Supernet(space)
-    trainer = SupernetTrainer(model, data, cfg, work_dir, device, dist, show_progress=not quiet)
-    if no_resume and trainer.ckpt_path.exists():
-        raise BNNASError(f"{trainer.ckpt_path} exists and --no-resume was given; choose another --work-dir")
-    cb = (lambda t: stopper.update([scores_from_record(h) for h in t.history])) if stopper else None
-    t0 = time.perf_counter()
-    if stopper is not None and _stopped_early_before(trainer):
-        # an earlier --early-bird run already stopped here: resuming would train one more epoch and move the arch
-        result = TrainResult(history=trainer.history, stopped_early_at=trainer.epoch, checkpoint=trainer.ckpt_path)
-    else:
-        result = trainer.fit(trainer.existing_checkpoint(), on_epoch_end=cb)
-    return model, {"source": str(trainer.ckpt_path), "history": [h.to_dict() for h in result.history],
-                   "config": asdict(cfg), "seconds": time.perf_counter() - t0,
-                   "stopped_early_at": result.stopped_early_at}
-
-
-def _stopped_early_before(trainer: SupernetTrainer) -> bool:
-    """True (and the trainer loaded) if the work dir holds a run that --early-bird finished before its last epoch."""
-    from bnnas.outputs.checkpoint import load_checkpoint
-
-    if not trainer.ckpt_path.exists():
-        return False
-    ckpt = load_checkpoint(trainer.ckpt_path, kind="supernet")
-    if not (ckpt.get("finished") and ckpt["epoch"] < trainer.cfg.epochs):
-        return False
-    trainer.load(trainer.ckpt_path)  # validates the settings, like a resume
-    return True
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from bnnas.core.flops import CostTable
 from bnnas.core.space import SearchSpace
 from bnnas.indicators.bn import ScoreTable
 from bnnas.search import EvolutionConfig, SearchResult, check_budget
-from bnnas.trust.evidence import LearningCheck
+from bnnas.trust.verdicts.evidence import LearningCheck
 
 
 @dataclass(frozen=True)

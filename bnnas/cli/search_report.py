@@ -14,7 +14,7 @@ from bnnas.outputs.checkpoint import atomic_write_text
 from bnnas.outputs.results import publish_latest, tagged
 from bnnas.outputs.table import format_table
 from bnnas.training.supernet_trainer import scores_from_record
-from bnnas.trust.early_bird import consecutive_similarity, settle_epoch, similarity_matrix
+from bnnas.trust.verdicts.early_bird import consecutive_similarity, settle_epoch, similarity_matrix
 
 
 def write_outputs(work_dir: Path, settings: SearchSettings, outcome: SearchOutcome) -> dict:
@@ -93,7 +93,7 @@ def _published(arch: Arch, budget: float | None) -> dict | None:
     if arch.benchmark_key is None:
         return None
     from bnnas.benchmarks import load_benchmark
-    from bnnas.trust.benchmark_stats import arch_in_table
+    from bnnas.trust.studies.benchmark.benchmark_stats import arch_in_table
 
     table = load_benchmark(arch.space.benchmark).restricted_to(arch.space)
     head = {"name": table.info.name, "dataset": table.info.dataset, "seeds": int(table.accs.shape[1]),

@@ -11,7 +11,7 @@ import bnnas.cli.flags as flags
 from bnnas.core.arch import load_arch
 from bnnas.outputs.checkpoint import atomic_write_text
 from bnnas.errors import BNNASError
-from bnnas.trust.evidence import bn_free_mask, seed_agreement
+from bnnas.trust.verdicts.evidence import bn_free_mask, seed_agreement
 from bnnas.training.supernet_trainer import scores_from_record
 
 

@@ -57,9 +57,9 @@ RANK_DESCRIPTION = ("Rank correlation of indicators with from-scratch accuracy o
 
 
 def add_rank_arguments(p: argparse.ArgumentParser) -> None:
-    from bnnas.trust.benchmark_study import BOOTSTRAP_RESAMPLES as BENCHMARK_RESAMPLES
-    from bnnas.trust.benchmark_study import DEFAULT_INDICATORS as BENCHMARK_INDICATORS
-    from bnnas.trust.correlation import DEFAULT_INDICATORS
+    from bnnas.trust.studies.benchmark.benchmark_study import BOOTSTRAP_RESAMPLES as BENCHMARK_RESAMPLES
+    from bnnas.trust.studies.benchmark.benchmark_study import DEFAULT_INDICATORS as BENCHMARK_INDICATORS
+    from bnnas.trust.studies.study_config import DEFAULT_INDICATORS
     from bnnas.trust.rank_stats import BOOTSTRAP_RESAMPLES
 
     g = p.add_argument_group("data and subnets")
@@ -116,7 +116,7 @@ EARLY_BIRD_DESCRIPTION = (
 
 
 def add_early_bird_arguments(p: argparse.ArgumentParser) -> None:
-    from bnnas.cli.search import add_arguments
+    from bnnas.cli.search_flags import add_arguments
 
     add_arguments(p)
     p.set_defaults(work_dir="runs/early-bird", recipe="paper")  # this study compares against the paper's recipe
@@ -163,8 +163,7 @@ def _setup(args: argparse.Namespace):
 # -- rank --------------------------------------------------------------------------------------------------------------
 def _study_cfg(args: argparse.Namespace, default_indicators: tuple[str, ...], bootstrap: int, batch: int,
                workers: int):
-    from bnnas.trust.correlation import StudyConfig
-    from bnnas.trust.study_supernets import SupernetSpec
+    from bnnas.trust.studies.study_config import StudyConfig, SupernetSpec
 
     proxy = _proxy_cfg(args)
     proxy.workers = workers
@@ -184,10 +183,11 @@ def _study_cfg(args: argparse.Namespace, default_indicators: tuple[str, ...], bo
 
 @cli.with_exit_stack
 def run_rank(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict | None:
-    from bnnas.trust.correlation import DEFAULT_INDICATORS, run_study
-    from bnnas.trust.correlation_report import print_table
+    from bnnas.trust.studies.correlation.correlation import run_study
+    from bnnas.trust.studies.study_config import DEFAULT_INDICATORS
+    from bnnas.trust.studies.correlation.correlation_report import print_table
     from bnnas.trust.rank_stats import BOOTSTRAP_RESAMPLES
-    from bnnas.trust.study_data import study_data
+    from bnnas.trust.studies.study_data import study_data
     from bnnas.data import build_classification_data
     from bnnas.core.space import get_space
 
@@ -220,8 +220,8 @@ def _run_benchmark(args: argparse.Namespace, stack: contextlib.ExitStack) -> dic
     from bnnas.benchmarks import load_benchmark
     from bnnas.data import build_classification_data
     from bnnas.outputs.table import format_table
-    import bnnas.trust.benchmark_study as bs
-    from bnnas.trust.study_data import study_data
+    import bnnas.trust.studies.benchmark.benchmark_study as bs
+    from bnnas.trust.studies.study_data import study_data
 
     from bnnas.core.space import get_space
 
@@ -256,9 +256,10 @@ def _run_benchmark(args: argparse.Namespace, stack: contextlib.ExitStack) -> dic
 def _full_schedule_history(args: argparse.Namespace, dist, device, work_dir: Path):
     """Train (or resume) the full schedule exactly as tools/search.py would, without its stopper (replayed later):
     (resolved args, space name, per-epoch score tables, training info, data), or None off rank 0."""
-    from bnnas.cli.search import SupernetSource, supernet_config, train_or_load_supernet
+    from bnnas.cli.search_flags import supernet_config
     from bnnas.core.space import get_space
     from bnnas.data import build_classification_data
+    from bnnas.training.supernet_source import SupernetSource, train_or_load_supernet
     from bnnas.training.supernet_trainer import scores_from_record
 
     args = defaults.resolve_recipe(args)
@@ -276,7 +277,7 @@ def _full_schedule_history(args: argparse.Namespace, dist, device, work_dir: Pat
 
 @cli.with_exit_stack
 def run_early_bird(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict | None:
-    import bnnas.trust.early_bird_compare as ebc
+    import bnnas.trust.verdicts.early_bird_compare as ebc
     from bnnas.data import build_classification_data
     from bnnas.core.space import get_space
 
@@ -314,10 +315,10 @@ def run_early_bird(args: argparse.Namespace, stack: contextlib.ExitStack) -> dic
 # -- bias --------------------------------------------------------------------------------------------------------------
 @cli.with_exit_stack
 def run_bias(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict | None:
-    import bnnas.trust.bias_study as bias_study
+    import bnnas.trust.studies.bias.bias_study as bias_study
     from bnnas.data import build_classification_data
     from bnnas.core.space import get_space
-    from bnnas.trust.bias_report import bias_md
+    from bnnas.trust.studies.bias.bias_report import bias_md
 
     work_dir = Path(args.work_dir)
     dist, device = _setup(args)

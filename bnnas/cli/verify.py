@@ -13,8 +13,8 @@ from bnnas.core.arch import load_arch
 from bnnas.errors import BNNASError
 from bnnas.outputs.workdir import hold_work_dir
 from bnnas.training.distributed import init_distributed
-from bnnas.trust.verify import DEFAULT_EPOCHS, VerifyConfig
-from bnnas.trust.verify import run as run_verify
+from bnnas.trust.verdicts.verify import DEFAULT_EPOCHS, VerifyConfig
+from bnnas.trust.verdicts.verify import run as run_verify
 
 DESCRIPTION = ("Retrain the searched arch and N random archs of the same FLOPs budget on one short schedule with S "
                "seeds, and say whether the search beats random on held-out (val) accuracy, and whether the random "

@@ -1,9 +1,9 @@
 """Train a subnet from scratch on a short "proxy" schedule and measure its held-out accuracy.
 
-This is the ground truth of the ranking study (:mod:`bnnas.trust.correlation`): every sampled subnet gets exactly the same
-recipe (same seed, same data order, same augmentation draws), so differences in its accuracy come from the
-architecture -- plus the training noise that a short schedule cannot remove, which ``repeats`` (several seeds,
-averaged) reduces.
+This is the ground truth of the ranking study (:mod:`bnnas.trust.studies.correlation.correlation`): every sampled
+subnet gets exactly the same recipe (same seed, same data order, same augmentation draws), so differences in its
+accuracy come from the architecture -- plus the training noise that a short schedule cannot remove, which ``repeats``
+(several seeds, averaged) reduces.
 """
 
 from __future__ import annotations

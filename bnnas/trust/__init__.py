@@ -1,2 +1,2 @@
-"""How far to trust a search: indicator-vs-ground-truth rank correlation, early-bird stopping, space bias, seed
-stability and searched-vs-random verification."""
+"""How far to trust a search: verdicts on one run (``verdicts``: beats random, headroom, learning, seed stability,
+early bird), studies of an indicator against a ground truth (``studies``), and the rank statistics both share."""

@@ -1,6 +1,6 @@
 """The bias study (``bnnas bias``): a BN-only supernet per form of one space, the exact search's picks at several
 budgets, and optionally the picks at the default budget trained from scratch. The measurements themselves are the
-pure functions of :mod:`bnnas.trust.bias`; the report is :mod:`bnnas.trust.bias_report`.
+pure functions of :mod:`bnnas.trust.studies.bias.bias`; the report is :mod:`bnnas.trust.studies.bias.bias_report`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-import bnnas.trust.bias as bias
+import bnnas.trust.studies.bias.bias as bias
 from bnnas.core.arch import Arch
 from bnnas.core.space import SearchSpace, get_space
 from bnnas.data import ClassificationData
@@ -22,8 +22,9 @@ from bnnas.indicators.registry import build_indicator
 from bnnas.outputs.checkpoint import atomic_write_text
 from bnnas.training.distributed import DistInfo
 from bnnas.training.proxy import ProxyConfig, train_from_scratch
-from bnnas.trust.bias_report import bias_md
-from bnnas.trust.study_supernets import SupernetSpec, obtain_supernet
+from bnnas.trust.studies.bias.bias_report import bias_md
+from bnnas.trust.studies.study_config import SupernetSpec
+from bnnas.trust.studies.study_supernets import obtain_supernet
 
 FORMAT = "bnnas.bias/1"
 

@@ -6,9 +6,8 @@ training, ``all`` = all parameters (SPOS's), ``init`` = untrained (what the zero
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
@@ -18,28 +17,8 @@ from bnnas.data import ClassificationData
 from bnnas.errors import BNNASError
 from bnnas.training.distributed import DistInfo
 from bnnas.training.supernet_trainer import SupernetTrainConfig, SupernetTrainer, load_supernet, scores_from_record
-from bnnas.trust.early_bird import consecutive_similarity, settle_epoch
-
-if TYPE_CHECKING:  # annotation only: the study's config holds the specs defined here
-    from bnnas.trust.correlation import StudyConfig
-
-# BN-only (--bn-params BNs train), BN-only with every BN training, all-parameters, untrained (zero-cost proxies)
-SUPERNETS = ("bn", "bnall", "all", "init")
-
-
-@dataclass
-class SupernetSpec:
-    mode: str  # bn | all
-    epochs: int
-    batch_size: int = 32
-    lr: float | None = None
-    bn_params: str = "last"
-    sampler: str = "spos"
-    seed: int = 0
-    checkpoint: str | None = None  # reuse instead of training
-    workers: int = 0
-    gamma_init: float = 1.0  # residual candidates' indicator-BN gamma at init (1: paper; 0: small-data recipe)
-
+from bnnas.trust.studies.study_config import StudyConfig, SupernetSpec
+from bnnas.trust.verdicts.early_bird import consecutive_similarity, settle_epoch
 
 def obtain_supernet(space: SearchSpace, data: ClassificationData, spec: SupernetSpec, work_dir: Path,
                     device: torch.device, dist: DistInfo = DistInfo(), quiet: bool = True) -> tuple[Supernet, dict]:
@@ -73,7 +52,7 @@ def obtain_supernet(space: SearchSpace, data: ClassificationData, spec: Supernet
                    "seconds": float(sum(h["seconds"] for h in hist)), "config": asdict(cfg), "history": hist}
 
 
-def obtain_supernets(space: SearchSpace, data: ClassificationData | None, cfg: "StudyConfig", which: set[str],
+def obtain_supernets(space: SearchSpace, data: ClassificationData | None, cfg: StudyConfig, which: set[str],
                      work_dir: Path, device: torch.device, dist: DistInfo = DistInfo(),
                      quiet: bool = True) -> dict[str, tuple[Supernet, dict]]:
     """The supernets named in ``which`` (``bn``, ``bnall``, ``all``, ``init``), trained under ``work_dir`` or

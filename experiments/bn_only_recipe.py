@@ -2,9 +2,18 @@
 """Which supernet recipe lets BN-only training learn on the built-in data? Runs tools/search.py once per candidate
 and tabulates final train accuracy, op-score spread and time (the table in docs/bn_only_recipe.md).
 
-    python bench/bn_only_recipe.py --epochs 5 --out runs/recipe_study          # every candidate, ~30 min on 2 cores
-    python bench/bn_only_recipe.py --only paper,small-data --seeds 0,1,2     # a subset, several seeds
-    python bench/bn_only_recipe.py --only nbm-paper,nbm-gamma0,... --limit-train 6000 --epochs 3  # nas-bench-macro
+Result: the candidate tables of docs/bn_only_recipe.md, and docs/results/nas-bench-macro/recipe.json (the rows of
+the nas-bench-macro candidates). Rewrite them with:
+
+    python experiments/bn_only_recipe.py --epochs 3 --out runs/recipe_study   # the spos-small table
+    python experiments/bn_only_recipe.py --limit-train 4000 --epochs 3 --out runs/recipe_nbm --only nbm-paper,nbm-gamma0,nbm-gamma0-bnall,nbm-res-gamma0,nbm-res-gamma0-bnall
+
+(recipe.json holds the rows of the second command's runs/recipe_nbm/study.json, without their work_dir.)
+
+Other uses:
+
+    python experiments/bn_only_recipe.py --epochs 5 --out runs/recipe_study      # every candidate, ~30 min on 2 cores
+    python experiments/bn_only_recipe.py --only paper,small-data --seeds 0,1,2   # a subset, several seeds
 
 Every candidate sees the same 12000 Fashion-MNIST training images (``--limit-train``) and the same step count.
 """

@@ -1,9 +1,12 @@
 #!/usr/bin/env python
 """Do draw ensembles help? BN-only supernets that differ only in their random init, op scores averaged over R of them.
 
-    python bench/draw_ensembles.py train [--draws 8]     # resumable: each draw has its own work dir
-    python bench/draw_ensembles.py analyse               # seconds: agreement and tau against both ground truths
-    python bench/draw_ensembles.py analyse --tables docs/results/nas-bench-macro-fmnist/draw_tables.json
+Result: docs/results/nas-bench-macro-fmnist/draws.json, draws.md and draw_tables.json (cited in
+docs/indicator_trust.md, "Draw ensembles"). Rewrite it with:
+
+    python experiments/draw_ensembles.py train [--draws 8]     # resumable: each draw has its own work dir
+    python experiments/draw_ensembles.py analyse               # seconds: agreement and tau against both ground truths
+    python experiments/draw_ensembles.py analyse --tables docs/results/nas-bench-macro-fmnist/draw_tables.json
 
 Each draw trains the small-data BN recipe (gamma0, every BN) on nas-bench-macro-res-half with the same data order and
 path sampling; only the frozen random convolutions differ. An R-ensemble averages the draws' op scores z-scored
@@ -35,7 +38,7 @@ from bnnas.data import build_classification_data  # noqa: E402
 from bnnas.indicators.bn import ScoreTable, bn_score_table  # noqa: E402
 from bnnas.search.exact import exact_search  # noqa: E402
 from bnnas.training.supernet_trainer import SupernetTrainConfig, SupernetTrainer  # noqa: E402
-from bnnas.trust.benchmark_stats import flops_deciles, within_decile_tau  # noqa: E402
+from bnnas.trust.studies.benchmark.benchmark_stats import flops_deciles, within_decile_tau  # noqa: E402
 from bnnas.trust.rank_stats import kendall_tau  # noqa: E402
 
 SPACE = "nas-bench-macro-res-half"

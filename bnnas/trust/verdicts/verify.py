@@ -3,7 +3,7 @@
 The searched arch and N random archs drawn uniformly from the same budget are each retrained from scratch with
 :class:`~bnnas.training.retrainer.Retrainer` on one short schedule, with S seeds, and scored on the data's ``val`` split (which
 the search never sees). The statistics live in small pure functions (:func:`arch_stats`, :func:`summarize`, and
-:mod:`bnnas.trust.headroom` for whether the random archs differ at all) so they can be checked on hand-made
+:mod:`bnnas.trust.verdicts.headroom` for whether the random archs differ at all) so they can be checked on hand-made
 accuracies; :func:`run` does the training, resuming per run from ``WORK/<arch>/seed<s>``.
 """
 
@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # annotations only: torch and the trainers load when a run ne
 
     from bnnas.data import ClassificationData
     from bnnas.training.retrainer import RetrainConfig
-    from bnnas.trust.headroom import Headroom
+    from bnnas.trust.verdicts.headroom import Headroom
 
 log = logging.getLogger("bnnas")
 
@@ -114,11 +114,11 @@ def summarize(searched: dict[int, float], random: dict[str, dict[int, float]],
     The target is searched mean >= median + 1 std of the random archs' means, and strictly above the median (with no
     spread among the random archs a tie would otherwise pass). ``chance`` (1 / classes): when no arch gets above 1.5x
     chance, nothing learned enough to be compared, and the verdict says so whatever the numbers. With at least 2
-    random archs of 2 seeds each, :func:`~bnnas.trust.headroom.headroom` says whether they differ beyond seed noise,
-    which tells "the search missed" from "nothing to find here"."""
+    random archs of 2 seeds each, :func:`~bnnas.trust.verdicts.headroom.headroom` says whether they differ beyond
+    seed noise, which tells "the search missed" from "nothing to find here"."""
     from scipy import stats
 
-    from bnnas.trust.headroom import headroom
+    from bnnas.trust.verdicts.headroom import headroom
 
     if not searched or not random or not all(random.values()):
         raise ValueError("need at least one seed for the searched arch and for every random arch")
@@ -267,7 +267,7 @@ def resolve_budget(arch: Arch, flops_m: float | None) -> tuple[float, str]:
 # -- reports ---------------------------------------------------------------------------------------------------------
 def report_lines(st: VerifyStats, cands: list[Candidate]) -> list[str]:
     """The console summary (also the core of verify.md)."""
-    from bnnas.trust.headroom import describe as describe_headroom
+    from bnnas.trust.verdicts.headroom import describe as describe_headroom
 
     by = {c.name: c for c in cands}
     lines = []

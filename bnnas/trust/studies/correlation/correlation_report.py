@@ -1,5 +1,5 @@
-"""What the ranking study (:mod:`bnnas.trust.correlation`) writes and prints: one scatter per indicator,
-``correlation.md`` and the console table."""
+"""What the ranking study (:mod:`bnnas.trust.studies.correlation.correlation`) writes and prints: one scatter per
+indicator, ``correlation.md`` and the console table."""
 
 from __future__ import annotations
 

@@ -1,11 +1,12 @@
 """What does stopping early cost?
 
 ``tools/search.py --early-bird`` stops BN-only supernet training once the per-layer op ranking has settled
-(:class:`~bnnas.trust.early_bird.EarlyBirdStopper`). To judge that stop honestly we train the *full* schedule once, with
-the same settings, keep every epoch's op-score table (``op_scores.json`` / the checkpoint's history), replay the
-stopper on the growing history to find the epoch it would have stopped at, and solve the exact search on the table
-of that epoch and on the final one. Training is deterministic for a given seed and the LR schedule is defined over
-the full epoch count either way, so the table at the stop epoch is exactly what the early-stopped run ends with.
+(:class:`~bnnas.trust.verdicts.early_bird.EarlyBirdStopper`). To judge that stop honestly we train the *full* schedule
+once, with the same settings, keep every epoch's op-score table (``op_scores.json`` / the checkpoint's history),
+replay the stopper on the growing history to find the epoch it would have stopped at, and solve the exact search on
+the table of that epoch and on the final one. Training is deterministic for a given seed and the LR schedule is
+defined over the full epoch count either way, so the table at the stop epoch is exactly what the early-stopped run
+ends with.
 
 Reported: stop epoch and settle epoch, both architectures, how many layers agree, and both architectures' scores
 under the final table (how much of the full-schedule optimum the early arch keeps). Optionally both are trained
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bnnas.core.arch import Arch
-from bnnas.trust.early_bird import EarlyBirdStopper, consecutive_similarity, similarity_matrix
+from bnnas.trust.verdicts.early_bird import EarlyBirdStopper, consecutive_similarity, similarity_matrix
 from bnnas.errors import BNNASError
 from bnnas.core.flops import CostTable, flops_table
 from bnnas.indicators.bn import ScoreTable

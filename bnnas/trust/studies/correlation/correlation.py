@@ -1,22 +1,27 @@
 """Ranking study: how well does each indicator rank subnets on *this* data?
 
-1. Sample K subnets spread over the FLOPs range (one per equal-width FLOPs bin; :mod:`bnnas.trust.study_sampling`).
+1. Sample K subnets spread over the FLOPs range (one per equal-width FLOPs bin;
+   :mod:`bnnas.trust.studies.correlation.study_sampling`).
 2. Train each from scratch on a short proxy schedule (:mod:`bnnas.training.proxy`) -> held-out accuracy (ground truth;
-   :mod:`bnnas.trust.study_training`). Under torchrun the K trainings are sharded over the ranks and gathered on rank 0.
+   :mod:`bnnas.trust.studies.correlation.study_training`). Under torchrun the K trainings are sharded over the ranks
+   and gathered on rank 0.
 3. Train (or reuse) the supernets the indicators read, with :class:`SupernetTrainer`
-   (:mod:`bnnas.trust.study_supernets`): ``bn`` = BN-only (``train_mode='bn'``, the paper; ``--bn-params`` says
+   (:mod:`bnnas.trust.studies.study_supernets`): ``bn`` = BN-only (``train_mode='bn'``, the paper; ``--bn-params`` says
    which BNs train), ``bnall`` = BN-only with every BN training (``bn_params='all'``), ``all`` = all parameters
    (SPOS's), ``init`` = untrained.
 4. Score the K subnets with every requested indicator ``name@supernet`` (``bn@bn``, ``bn@bnall``, ``bn@all`` -- the
    BN indicator read from the *all-parameters* supernet --, ``spos-acc@all``, ``naswot@init``, ...; ``flops`` needs
-   no supernet; :mod:`bnnas.trust.indicator_scoring`) and report Kendall tau / Spearman rho against the ground truth
-   with scipy p-values and bootstrap 95 % CIs (subnets resampled; :mod:`bnnas.trust.rank_stats`), each indicator's
-   cost (supernet epochs and seconds, scoring seconds), and -- with ``proxy.repeats >= 2`` -- the ground truth's own
-   seed-to-seed tau / rho, which bounds what any indicator can reach. The report: :mod:`bnnas.trust.correlation_report`.
+   no supernet; :mod:`bnnas.trust.studies.indicator_scoring`) and report Kendall tau / Spearman rho against the ground
+   truth with scipy p-values and bootstrap 95 % CIs (subnets resampled; :mod:`bnnas.trust.rank_stats`), each
+   indicator's cost (supernet epochs and seconds, scoring seconds), and -- with ``proxy.repeats >= 2`` -- the ground
+   truth's own seed-to-seed tau / rho, which bounds what any indicator can reach. The report:
+   :mod:`bnnas.trust.studies.correlation.correlation_report`. The study's settings: :class:`StudyConfig`
+   (:mod:`bnnas.trust.studies.study_config`).
 
 Data: the SPOS accuracy indicator needs held-out *training* images; the ground truth is measured on the val split.
-The two never overlap here (:func:`bnnas.trust.study_data.study_data` carves the indicator's held-out set out of the
-training split), which :func:`bnnas.data.build_classification_data`'s digits defaults do not guarantee on their own.
+The two never overlap here (:func:`bnnas.trust.studies.study_data.study_data` carves the indicator's held-out set out
+of the training split), which :func:`bnnas.data.build_classification_data`'s digits defaults do not guarantee on their
+own.
 """
 
 from __future__ import annotations
@@ -24,7 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,36 +39,17 @@ from bnnas.data import ClassificationData
 from bnnas.errors import BNNASError
 from bnnas.outputs.checkpoint import atomic_write_text
 from bnnas.training.distributed import DistInfo
-from bnnas.training.proxy import ProxyConfig
-from bnnas.trust.correlation_report import ci_str, write_study_outputs
-from bnnas.trust.indicator_scoring import parse_indicator_spec, score_indicator
-from bnnas.trust.rank_stats import BOOTSTRAP_RESAMPLES, bootstrap_ci, correlation_report, seed_agreement
-from bnnas.trust.study_sampling import stratified_sample
-from bnnas.trust.study_supernets import SupernetSpec, obtain_supernets, ranking_stability
-from bnnas.trust.study_training import train_subnets
+from bnnas.trust.studies.correlation.correlation_report import ci_str, write_study_outputs
+from bnnas.trust.studies.indicator_scoring import parse_indicator_spec, score_indicator
+from bnnas.trust.rank_stats import bootstrap_ci, correlation_report, seed_agreement
+from bnnas.trust.studies.correlation.study_sampling import stratified_sample
+from bnnas.trust.studies.study_config import StudyConfig
+from bnnas.trust.studies.study_supernets import obtain_supernets, ranking_stability
+from bnnas.trust.studies.correlation.study_training import train_subnets
 
 log = logging.getLogger("bnnas")
 
 FORMAT = "bnnas.correlation/1"
-DEFAULT_INDICATORS = ("bn@bn", "bn@bnall", "bn@all", "spos-acc@all", "naswot@init", "synflow@init", "flops")
-
-
-@dataclass
-class StudyConfig:
-    k: int = 8
-    seed: int = 0
-    indicators: tuple[str, ...] = DEFAULT_INDICATORS
-    proxy: ProxyConfig = field(default_factory=ProxyConfig)
-    bn: SupernetSpec = field(default_factory=lambda: SupernetSpec("bn", 10))
-    bnall: SupernetSpec = field(default_factory=lambda: SupernetSpec("bn", 10, bn_params="all"))
-    all: SupernetSpec = field(default_factory=lambda: SupernetSpec("all", 10))
-    max_flops: float | None = None
-    search_samples: int = 1000  # subnets an indicator-driven search scores (the paper's EA: ~1000)
-    spos_calib_batches: int = 10
-    spos_max_eval: int | None = None
-    bootstrap_resamples: int = BOOTSTRAP_RESAMPLES
-
-
 def _score_all(wanted: list[tuple[str, str | None]], supernets: dict, space: SearchSpace, pop: np.ndarray,
                acc: np.ndarray, data: ClassificationData, device: torch.device, cfg: StudyConfig) -> dict:
     """Every requested indicator's scores of ``pop``, with tau / rho against ``acc``, their CIs and its cost."""

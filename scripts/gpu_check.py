@@ -210,7 +210,7 @@ def build_steps(out: Path, sz: Sizes, py: str) -> list[Step]:
     gpu = sz.device == "cuda"
     bench = [py, "bench/run.py", *sz.bench]
     steps = [Step("device", "versions; bf16 conv + matmul, torchvision NMS on the device",
-                  [[py, "bench/gpu_check.py", "--probe", str(out / "device.json"), "--device", sz.device]],
+                  [[py, "scripts/gpu_check.py", "--probe", str(out / "device.json"), "--device", sz.device]],
                   lambda: _device_summary(out / "device.json"))]
     steps.append(Step("rows-1-2", "supernet BN-only / all steps (bf16, channels_last); img/s vs timm",
                       [[*bench, "--rows", "1,2", "--json", str(out / "bench_rows_1_2.json")]],

@@ -3,7 +3,8 @@
 The ground truth is the table's mean accuracy, read instead of retrained. Additive indicators (BN, the baselines)
 score every key at once; per-subnet ones (spos-acc, naswot, synflow) a FLOPs-stratified sample of keys. Each is
 measured over all the table's keys as published and over its distinct networks (:mod:`bnnas.benchmarks`), by
-:mod:`bnnas.trust.benchmark_stats`: tau and rho, the mean tau inside FLOPs deciles, and the budgeted pick.
+:mod:`bnnas.trust.studies.benchmark.benchmark_stats`: tau and rho, the mean tau inside FLOPs deciles, and the
+budgeted pick.
 
 The supernets train on ``data``. When that is not the data the table was trained on (here: Fashion-MNIST for a
 CIFAR-10 table), every output says "proxy data": a tau then mixes the indicator's quality with the domain shift.
@@ -28,13 +29,13 @@ from bnnas.indicators.registry import BASELINES
 from bnnas.outputs.checkpoint import atomic_write_text
 from bnnas.outputs.table import markdown_table
 from bnnas.training.distributed import DistInfo
-from bnnas.trust.benchmark_stats import (BAND, BUDGET_QUANTILES, bootstrap_ranking_stats, budgeted_pick,
-                                         ranking_stats)
-from bnnas.trust.correlation import StudyConfig
-from bnnas.trust.indicator_scoring import parse_indicator_spec, score_indicator
+from bnnas.trust.studies.benchmark.benchmark_stats import (BAND, BUDGET_QUANTILES, bootstrap_ranking_stats,
+                                                          budgeted_pick, ranking_stats)
+from bnnas.trust.studies.study_config import StudyConfig
+from bnnas.trust.studies.indicator_scoring import parse_indicator_spec, score_indicator
 from bnnas.trust.rank_stats import bootstrap_ci, kendall_tau
-from bnnas.trust.study_supernets import obtain_supernets
-from bnnas.trust.table_quality import table_quality
+from bnnas.trust.studies.study_supernets import obtain_supernets
+from bnnas.trust.studies.benchmark.table_quality import table_quality
 
 log = logging.getLogger("bnnas")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -14,10 +13,7 @@ from bnnas.data import ClassificationData
 from bnnas.errors import BNNASError
 from bnnas.indicators.bn import ScoreTable
 from bnnas.indicators.registry import BASELINES, as_scorer, build_indicator, known_indicators
-from bnnas.trust.study_supernets import SUPERNETS
-
-if TYPE_CHECKING:  # annotation only: the scoring options live in the study's config
-    from bnnas.trust.correlation import StudyConfig
+from bnnas.trust.studies.study_config import SUPERNETS, StudyConfig
 
 
 def parse_indicator_spec(spec: str) -> tuple[str, str | None]:

@@ -1,4 +1,4 @@
-"""The bias study's report (:mod:`bnnas.trust.bias_study`): ``bias.md``, also printed by ``bnnas bias``."""
+"""The bias study's report (:mod:`bnnas.trust.studies.bias.bias_study`): ``bias.md``, also printed by ``bnnas bias``."""
 
 from __future__ import annotations
 

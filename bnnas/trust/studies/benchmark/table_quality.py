@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from bnnas.benchmarks import BenchmarkTable
-from bnnas.trust.headroom import headroom
+from bnnas.trust.verdicts.headroom import headroom
 from bnnas.trust.rank_stats import bootstrap_ci, kendall_tau, seed_agreement
 
 
