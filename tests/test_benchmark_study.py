@@ -92,7 +92,12 @@ def test_correlate_benchmark_baselines_on_the_published_table(tmp_path):
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     doc = json.loads((out / "correlation.json").read_text())
-    assert list(doc["indicators"]) == ["flops", "params", "depth"]  # the baselines are always there
+    # the baselines are always there, the strongest structural rule first, and the rest measured against it
+    assert list(doc["indicators"]) == ["depth-largest", "flops", "params", "depth"]
+    assert doc["strongest_structural"] == "depth-largest"
+    assert round(doc["indicators"]["depth-largest"]["all_keys"]["decile_tau"], 3) == 0.545
+    assert doc["indicators"]["flops"]["clears_structural"] is False
+    assert "vs depth-largest" in r.stdout and "does not clear it" in r.stdout
     flops = doc["indicators"]["flops"]
     assert round(flops["all_keys"]["kendall_tau"], 3) == 0.556 and flops["all_keys"]["n"] == 6561
     assert round(flops["distinct"]["kendall_tau"], 3) == 0.546 and flops["distinct"]["n"] == 3969

@@ -11,7 +11,7 @@ from bnnas.core.arch import Arch
 from bnnas.core.space import get_space
 from bnnas.core.supernet import Supernet
 from bnnas.indicators.registry import BASELINES, STRUCTURAL, build_indicator
-from bnnas.trust.benchmark_stats import ranking_stats
+from bnnas.trust.studies.benchmark.benchmark_stats import ranking_stats
 
 from conftest import ROOT
 
