@@ -6,7 +6,8 @@ each (resumable: a re-run continues from the run's ``supernet.pth``), scores eve
 each supernet's BN indicator, the structural rules and rank ensembles, and writes the records and the table:
 
     python experiments/full_space.py train --variant trans-bnall --seed 0      # one supernet (resumable)
-    python experiments/full_space.py score                                       # rewrites the two result files
+    python experiments/full_space.py score                                       # rewrites the result files
+    python experiments/full_space.py curve --run half-trans-bnall-fair-e24-n4000-s0   # decile tau per epoch, plotted
 
 ``docs/results/nas-bench-macro/full_space.json`` holds ``{"indicator", "supernet_seed", "scores": {key: score}}``
 records with a score for every key, so every tau can be recomputed from the published table alone;
@@ -33,7 +34,7 @@ from bnnas.core.supernet import Supernet  # noqa: E402
 from bnnas.core.space import get_space  # noqa: E402
 from bnnas.indicators.bn import ScoreTable, bn_score_table  # noqa: E402
 from bnnas.indicators.registry import STRUCTURAL, build_indicator  # noqa: E402
-from bnnas.training.supernet_trainer import load_supernet  # noqa: E402
+from bnnas.training.supernet_trainer import load_supernet, scores_from_record  # noqa: E402
 from bnnas.trust.studies.benchmark.benchmark_stats import bootstrap_ranking_stats, ranking_stats  # noqa: E402
 
 RUNS = ROOT / "runs" / "full_space"
@@ -192,6 +193,43 @@ def score(_args: argparse.Namespace) -> int:
     return 0
 
 
+def curve(args: argparse.Namespace) -> int:
+    """Decile tau of every epoch's op scores of one run (BN as read and layer-scaled) against the free rules: how the
+    ranking moves with the schedule, read from the run's op_scores.json (no training)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = load_benchmark("nas-bench-macro")
+    run = RUNS / args.run
+    epochs = json.loads((run / "op_scores.json").read_text())["epochs"]
+    rows = []
+    for rec in epochs:
+        raw = scores_from_record(rec)
+        rows.append({"epoch": rec["epoch"], "train_acc": rec["train_acc"],
+                     **{form: ranking_stats(ScoreTable(t).batch(table.choices), table.mean_acc, table.flops)[
+                         "decile_tau"] for form, t in (("bn", raw), ("bn-scaled", layer_scaled(raw)))}})
+    rules = {r["indicator"]: ranking_stats(r["scores"], table.mean_acc, table.flops)["decile_tau"]
+             for r in structural_records(table)[1:3]}
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    ep = [r["epoch"] for r in rows]
+    for form, style in (("bn", "o-"), ("bn-scaled", "s-")):
+        ax.plot(ep, [r[form] for r in rows], style, ms=3, label=f"{form} ({args.run})")
+    for (name, tau), ls in zip(rules.items(), (":", "--")):
+        ax.axhline(tau, color="grey", ls=ls, label=f"{name} {tau:+.3f}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("decile tau vs CIFAR-10 table")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "full_space_epochs.png", dpi=120)
+    (RESULTS / "full_space_epochs.json").write_text(json.dumps({"run": args.run, "rules": rules, "epochs": rows},
+                                                               indent=1) + "\n")
+    print("\n".join(f"epoch {r['epoch']:2d}  train acc {100 * r['train_acc']:.1f}  bn {r['bn']:+.3f}  "
+                    f"bn-scaled {r['bn-scaled']:+.3f}" for r in rows))
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -201,7 +239,11 @@ def main() -> int:
     t.add_argument("--epochs", type=int, default=3)
     t.add_argument("--images", type=int, default=4000, help="Fashion-MNIST training images")
     sub.add_parser("score", help="score every key with every finished supernet; write the records and the table")
+    c = sub.add_parser("curve", help="decile tau of every epoch of one run, plotted against the free rules")
+    c.add_argument("--run", required=True, help="a run folder's name under runs/full_space/")
     args = p.parse_args()
+    if args.cmd == "curve":
+        return curve(args)
     if args.cmd == "train":
         print(train(args.variant, args.seed, args.epochs, args.images))
         return 0
