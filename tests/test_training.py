@@ -183,3 +183,17 @@ def test_default_lr_scales_with_the_global_batch():
     assert SupernetTrainConfig(batch_size=256, world_size=4).peak_lr() == scaled_lr(0.8, 256, 4) == 0.8
     assert RetrainConfig(batch_size=128, world_size=8).peak_lr() == 0.5
     assert SupernetTrainConfig(batch_size=256, world_size=4, lr=0.3).peak_lr() == 0.3
+
+
+def test_bn_transitions_trains_every_weight_of_the_searchable_shape_changing_layers_only():
+    """bn-transitions: BN-only, plus every weight of the candidates of searchable layers that change width or
+    stride (NAS-Bench-Macro's three width-doubling layers); residual MBConvs, stem and head keep frozen weights."""
+    net = Supernet(get_space("nas-bench-macro-half"))
+    trained = {id(p) for p in configure_trainable(net, "bn-transitions", "last")}
+    for spec, layer in zip(net.space.layers, net.layers):
+        convs = [m.weight for m in layer.modules() if isinstance(m, nn.Conv2d)]
+        transition = spec.stride != 1 or spec.cin != spec.cout
+        assert all((id(w) in trained) == transition for w in convs), spec
+    assert not any(id(p) in trained for p in [*net.stem.parameters(), net.head.conv.weight, net.head.fc.weight])
+    bn_only = {id(p) for p in configure_trainable(net, "bn", "last")}
+    assert bn_only < trained
