@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "search": ("search", "train a BN-only supernet, search a subnet under a budget"),
     "retrain": ("retrain", "retrain a searched arch from scratch and evaluate it"),
     "export": ("export", "export a retrained subnet's backbone for mmdet"),
+    "export-onnx": ("export_onnx", "export a searched network (or its detector) to ONNX, checked in onnxruntime"),
     "verify": ("verify", "does the searched arch beat random archs of its budget?"),
     "stability": ("stability", "do search runs that differ only in their seed agree?"),
     "ground-truth": ("ground_truth", "train archs of a benchmark space on built-in data; write the table"),
