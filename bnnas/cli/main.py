@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo-data": ("demo_data", "write the built-in COCO-format digits detection set"),
     "det-complexity": ("det_complexity", "conv MACs and parameters of a detector config"),
     "det": ("det", "mim train|test mmdet, ending with a one-line error"),
+    "latency-check": ("latency_check", "how well the per-op latency table predicts whole networks"),
     "spaces": ("spaces", "list the built-in search spaces; --dump one as a space file"),
 }
 PASS_THROUGH = {"det"}  # every argument belongs to the wrapped tool (mim), so argparse must not read them
