@@ -26,8 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--archs", type=cli.int_at_least(4), default=50, help="random subnets measured end to end")
     p.add_argument("--max-seconds", type=cli.positive_float, default=20.0,
                    help="timing cap of the table and of the networks, each (noise handling as in search)")
-    p.add_argument("--threads", type=cli.positive_int, default=1,
-                   help="intra-op threads of the runtime (1: one inference stream, the least noisy on a shared CPU)")
+    flags.add(p, "threads", default=1, help="intra-op threads of the runtime (1: one inference stream, the least "
+                                            "noisy on a shared CPU; 0: torch's current setting)")
     flags.add_run(p, "runs/latency_check", "seed")
     flags.add(p, "debug")
 
@@ -42,6 +42,7 @@ def _measure(a: argparse.Namespace) -> dict:
     from bnnas.core.space import get_space
 
     space = get_space(a.space)
+    a.threads = a.threads or torch.get_num_threads()
     torch.set_num_threads(a.threads)
     timing = TimingSettings(max_seconds=a.max_seconds, threads=a.threads)
     cache = Path(a.work_dir) / latency_cache_name(a.runtime)
