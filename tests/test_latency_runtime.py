@@ -73,12 +73,15 @@ def test_search_under_an_onnxruntime_latency_budget(tiny, tmp_path):
 def test_latency_check_reports_errors_and_offset(tiny, tmp_path, capsys, runtime):
     work = tmp_path / "check"
     assert bnnas(["latency-check", "--space", str(tiny), "--runtime", runtime, "--archs", "6", "--max-seconds", "1",
-                  "--work-dir", str(work)]) == 0
+                  "--budget-ms", "1000", "--work-dir", str(work)]) == 0
     out = capsys.readouterr().out
     assert "Kendall tau" in out and "p90" in out
     doc = json.loads((work / f"latency_check-{runtime}.json").read_text())
     assert doc["archs"] == 6 and len(doc["per_arch"]) == 6 and doc["runtime"] == runtime
     assert 0 <= doc["errors"]["median"] <= doc["errors"]["p90"] and -1 <= doc["errors"]["kendall_tau"] <= 1
+    check = doc["budget_check"]  # a budget every arch fits: the slowest predicted arch, measured
+    slowest_drawn = max(p["predicted_ms"] for p in doc["per_arch"]) + (doc["offset_ms"] or 0.0)
+    assert check["predicted_ms"] >= slowest_drawn - 1e-9 and check["measured_ms"] > 0
     if doc["biased"]:  # the offset is stored with the table, which then predicts with it
         table = json.loads((work / ("latency_table.json" if runtime == "torch" else
                                     "latency_table-onnxruntime.json")).read_text())

@@ -26,6 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--archs", type=cli.int_at_least(4), default=50, help="random subnets measured end to end")
     p.add_argument("--max-seconds", type=cli.positive_float, default=20.0,
                    help="timing cap of the table and of the networks, each (noise handling as in search)")
+    p.add_argument("--budget-ms", type=cli.positive_float, default=None,
+                   help="also pick the arch the (offset) table predicts slowest within this budget and measure it")
     flags.add(p, "threads", default=1, help="intra-op threads of the runtime (1: one inference stream, the least "
                                             "noisy on a shared CPU; 0: torch's current setting)")
     flags.add_run(p, "runs/latency_check", "seed")
@@ -76,10 +78,32 @@ def run(a: argparse.Namespace) -> dict:
         doc.update(offset_ms=offset * 1e3, errors_with_offset=after.to_dict())
         lines.append(_describe(f"sum {offset * 1e3:+.4f} ms offset (2-fold cross-fitted)", after))
         lines.append(f"offset stored in {m['cache']}: searches with this table predict with it")
+    if a.budget_ms is not None:
+        doc["budget_check"] = _budget_check(a, m, doc["offset_ms"] or 0.0, lines)
     out = Path(a.work_dir) / f"latency_check-{a.runtime}.json"
     atomic_write_text(out, json.dumps(doc, indent=2) + "\n")
     print("\n".join(lines + [f"wrote {out}"]))
     return doc
+
+
+def _budget_check(a: argparse.Namespace, m: dict, offset_ms: float, lines: list[str]) -> dict | None:
+    """Measure the arch a search spending ``--budget-ms`` would get from the table (with its offset)."""
+    from bnnas.core.latency import TimingSettings
+    from bnnas.core.latency_check import arch_at_budget, measure_networks
+
+    table, budget = m["table"], a.budget_ms / 1e3
+    base = table.base - table.offset + offset_ms / 1e3
+    shifted = type(table)(table.per_op, base, table.unit, table.spread, table.base_spread, table.passes)
+    choices = arch_at_budget(m["space"], shifted, budget, a.seed)
+    if choices is None:
+        lines.append(f"  no arch is predicted within {a.budget_ms} ms")
+        return None
+    pred = shifted.of(choices)
+    timing = TimingSettings(max_seconds=a.max_seconds, threads=a.threads)
+    meas = float(measure_networks(m["space"], [choices], timing, a.threads, a.runtime)[0])
+    lines.append(f"  budget {a.budget_ms} ms: arch predicted {pred * 1e3:.4f} ms, measured {meas * 1e3:.4f} ms "
+                 f"({100 * (meas / budget - 1):+.1f}% of the budget)")
+    return {"choices": list(choices), "budget_ms": a.budget_ms, "predicted_ms": pred * 1e3, "measured_ms": meas * 1e3}
 
 
 def _describe(what: str, e: object) -> str:

@@ -88,3 +88,15 @@ def is_biased(predicted: np.ndarray, measured: np.ndarray) -> bool:
 def predictions(table: LatencyTable, choices: list[tuple[int, ...]]) -> np.ndarray:
     """The table's predicted seconds of each arch (its offset included, if it has one)."""
     return np.array([table.of(ch) for ch in choices], dtype=np.float64)
+
+
+def arch_at_budget(space: SearchSpace, table: LatencyTable, budget: float, seed: int = 0,
+                   draws: int = 20000) -> tuple[int, ...] | None:
+    """Of ``draws`` random archs, the one the table predicts slowest within ``budget`` seconds (what a search that
+    spends its budget picks); None when none fits."""
+    rng = np.random.default_rng(seed)
+    pop = np.stack([rng.integers(len(l.choices), size=draws) for l in space.layers], axis=1)
+    cost = table.batch(pop)
+    if not (cost <= budget).any():
+        return None
+    return tuple(int(c) for c in pop[int(np.argmax(np.where(cost <= budget, cost, -np.inf)))])
