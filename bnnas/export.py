@@ -58,17 +58,12 @@ def check_output(out: str | os.PathLike, inputs: list[str | os.PathLike | None],
         raise BNNASError(f"--out {out} exists; pass --force to replace it")
 
 
-def export_backbone(checkpoint: str | os.PathLike, out: str | os.PathLike,
-                    arch: str | os.PathLike | dict | None = None, force: bool = False) -> dict[str, Any]:
-    """Write a backbone checkpoint from a retrained subnet (``kind: subnet``) or a supernet (``kind: supernet``).
-
-    ``arch`` defaults to the arch stored in a subnet checkpoint; when given, it must match that arch. A supernet
-    checkpoint needs ``arch`` (the path whose weights to inherit). The weights are strictly loaded into a
-    ``SubNet`` of the arch first, so weights that do not fit the arch are refused, never silently dropped.
-    Returns the written object's metadata (everything but the weights). An existing ``out`` is replaced only with
-    ``force``; ``out`` naming the checkpoint or the arch file is always refused.
-    """
-    check_output(out, [checkpoint, arch if isinstance(arch, (str, os.PathLike)) else None], force)
+def subnet_from_checkpoint(checkpoint: str | os.PathLike, arch: str | os.PathLike | dict | None = None
+                           ) -> tuple[SubNet, dict[str, Any]]:
+    """A ``SubNet`` holding a retrained subnet's weights (``kind: subnet``) or a supernet path's (``kind: supernet``),
+    and the checkpoint. ``arch`` defaults to the subnet checkpoint's own and must match it; a supernet checkpoint needs
+    it (the path whose weights to inherit; the classifier keeps its random init when the widths differ). Weights
+    that do not fit the arch are refused, never silently dropped."""
     ckpt = load_checkpoint(checkpoint)
     kind = ckpt.get("kind")
     source = str(checkpoint)
@@ -90,13 +85,27 @@ def export_backbone(checkpoint: str | os.PathLike, out: str | os.PathLike,
         raise BNNASError(f"{source} is already a backbone checkpoint; use it directly")
     else:
         raise BNNASError(f"{source} holds a {kind!r} checkpoint; expected a retrained 'subnet' (or a 'supernet')")
-
     net = SubNet(the_arch, se=se, dropout=0.0)
     if kind == "supernet":  # the supernet's classifier may be of another width; the backbone does not need it
         state = {**backbone_state(state), **{k: v for k, v in net.state_dict().items() if k.startswith(HEAD_PREFIX)}}
     load_state_strict(net, state, f"{source} (arch {the_arch.describe(False)}, se={se})")
-    meta = {"kind": BACKBONE_KIND, "format": BACKBONE_FORMAT, "arch": to_jsonable(the_arch.to_dict()), "se": se,
-            "source": source, "source_kind": kind}
+    return net, ckpt
+
+
+def export_backbone(checkpoint: str | os.PathLike, out: str | os.PathLike,
+                    arch: str | os.PathLike | dict | None = None, force: bool = False) -> dict[str, Any]:
+    """Write a backbone checkpoint from a retrained subnet (``kind: subnet``) or a supernet (``kind: supernet``).
+
+    ``arch`` defaults to the arch stored in a subnet checkpoint; when given, it must match that arch. A supernet
+    checkpoint needs ``arch`` (the path whose weights to inherit). The weights are strictly loaded into a
+    ``SubNet`` of the arch first (:func:`subnet_from_checkpoint`). Returns the written object's metadata (everything
+    but the weights). An existing ``out`` is replaced only with ``force``; ``out`` naming the checkpoint or the arch
+    file is always refused.
+    """
+    check_output(out, [checkpoint, arch if isinstance(arch, (str, os.PathLike)) else None], force)
+    net, ckpt = subnet_from_checkpoint(checkpoint, arch)
+    meta = {"kind": BACKBONE_KIND, "format": BACKBONE_FORMAT, "arch": to_jsonable(net.arch.to_dict()), "se": net.se,
+            "source": str(checkpoint), "source_kind": ckpt.get("kind")}
     if isinstance(ckpt.get("epoch"), int):
         meta["epoch"] = ckpt["epoch"]
     atomic_save({**meta, "state_dict": {k: v.detach().clone() for k, v in backbone_state(net.state_dict()).items()}},

@@ -45,6 +45,6 @@ if ! ls "$CACHE"/mmcv-*.whl >/dev/null 2>&1; then
   rm -rf "$WORK"
 fi
 pip install -c "$PINS" "$CACHE"/mmcv-*.whl
-pip install -c "$PINS" -e ".[dev]"
+pip install -c "$PINS" -e ".[dev]"  # dev = det + bench + deploy (onnx, onnxscript, onnxruntime) + test tools
 touch "$STAMP"
 echo "[setup] ready: $VENV"

@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "search": ("search", "train a BN-only supernet, search a subnet under a budget"),
     "retrain": ("retrain", "retrain a searched arch from scratch and evaluate it"),
     "export": ("export", "export a retrained subnet's backbone for mmdet"),
+    "export-onnx": ("export_onnx", "export a searched network (or its detector) to ONNX, checked in onnxruntime"),
     "verify": ("verify", "does the searched arch beat random archs of its budget?"),
     "stability": ("stability", "do search runs that differ only in their seed agree?"),
     "ground-truth": ("ground_truth", "train archs of a benchmark space on built-in data; write the table"),
@@ -25,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo-data": ("demo_data", "write the built-in COCO-format digits detection set"),
     "det-complexity": ("det_complexity", "conv MACs and parameters of a detector config"),
     "det": ("det", "mim train|test mmdet, ending with a one-line error"),
+    "latency-check": ("latency_check", "how well the per-op latency table predicts whole networks"),
+    "spaces": ("spaces", "list the built-in search spaces; --dump one as a space file"),
 }
 PASS_THROUGH = {"det"}  # every argument belongs to the wrapped tool (mim), so argparse must not read them
 CORRELATE_STUDIES = ("rank", "early-bird")

@@ -72,13 +72,20 @@ def flops_budget(space: SearchSpace, mflops: float | None) -> Budget:
     return budget
 
 
-def latency_budget(space: SearchSpace, device: torch.device, cache: Path, ms: float) -> Budget:
-    """``ms`` as a checked latency budget over per-op latencies measured on ``device`` (cached in ``cache``)."""
+def latency_budget(space: SearchSpace, device: torch.device, cache: Path, ms: float,
+                   runtime: str = "torch") -> Budget:
+    """``ms`` as a checked latency budget over per-op latencies measured on ``device`` in ``runtime`` (cached in
+    ``cache``)."""
     from bnnas.core.latency import measure_latency_table
 
-    budget = Budget(measure_latency_table(space, device, cache=cache), ms / 1e3, "ms", 1e-3)
+    budget = Budget(measure_latency_table(space, device, cache=cache, runtime=runtime), ms / 1e3, "ms", 1e-3)
     budget.check()
     return budget
+
+
+def latency_cache_name(runtime: str) -> str:
+    """The work dir's latency table file of ``runtime`` (torch keeps the name it always had)."""
+    return "latency_table.json" if runtime == "torch" else f"latency_table-{runtime}.json"
 
 
 def _check_batch_size(batch_size: int | None, world_size: int, train_images: int) -> None:
@@ -105,13 +112,18 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
         _check_batch_size(args.batch_size, dist.world_size, len(data.train))
     # Budget first: an impossible budget should fail before hours of supernet training, not after.
     budget = flops_budget(space, args.flops) if args.latency is None else None  # (and before the work dir exists)
+    if args.latency is not None:
+        from bnnas.core.latency import check_runtime
+
+        check_runtime(args.latency_runtime, device)
     hold_work_dir(stack, work_dir, dist.is_main, dist.enabled)  # lock, log.txt, crash leftovers
     if args.data is None and data.name != "fashion-mnist":
         log.info("note: Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist); using the small "
                  "built-in digits instead")
     cli.set_threads(args.threads, args.data, device)
     if budget is None:  # measured on this device, cached in the work dir
-        budget = latency_budget(space, device, work_dir / "latency_table.json", args.latency)
+        budget = latency_budget(space, device, work_dir / latency_cache_name(args.latency_runtime), args.latency,
+                                args.latency_runtime)
 
     t_all = time.perf_counter()
     log.info("data %s (%d training images, %d classes), space %s, recipe %s (gamma init %g)", data.name,

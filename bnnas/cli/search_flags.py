@@ -20,7 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--recipe", choices=sorted(RECIPES), default=None,
                    help="small-data: spos-small-res space, residual branches start closed (gamma 0), the default on "
                         "built-in data; paper: the paper's space and gamma 1, the default on folders")
-    g.add_argument("--space", default=None, help=f"search space, overrides the recipe's: {', '.join(list_spaces())}")
+    g.add_argument("--space", default=None, help=f"search space, overrides the recipe's: {', '.join(list_spaces())}, "
+                                                  "or a space file (.yaml/.json, docs/spaces.md)")
     g.add_argument("--holdout", type=cli.nonneg_int, default=0,
                    help="training images held out for the spos-acc indicator")
     flags.add(g, "limit-train",
@@ -53,6 +54,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="budget in MFLOPs (default: the space's)")
     g.add_argument("--latency", type=cli.positive_float, default=None,
                    help="budget in ms, per-op latency measured on --device")
+    g.add_argument("--latency-runtime", choices=["torch", "onnxruntime"], default="torch",
+                   help="with --latency: time the ops in eager PyTorch or in onnxruntime (CPU)")
     g.add_argument("--indicator", default="bn", help="bn (BN-NAS) or spos-acc (SPOS accuracy, needs held-out data)")
     g.add_argument("--search", default="exact,evolution,random",
                    help="comma list of exact, evolution, random; the arch comes from the first one listed")

@@ -71,7 +71,8 @@ def add_rank_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--benchmark-sample", type=cli.int_at_least(3), default=200,
                    help="with --benchmark: keys (stratified over FLOPs) that a per-subnet indicator scores; additive "
                         "ones score every key")
-    g.add_argument("--space", default=None, help=f"search space (default: {defaults.describe('supernet', 'space')})")
+    g.add_argument("--space", default=None,
+                   help=f"search space or space file (default: {defaults.describe('supernet', 'space')})")
     g.add_argument("--k", type=cli.int_at_least(2), default=8, help="subnets to train from scratch")
     g.add_argument("--max-flops", type=cli.positive_float, default=None, help="sample subnets up to this many MFLOPs")
     g.add_argument("--holdout", type=cli.nonneg_int, default=None,

@@ -14,6 +14,7 @@ from bnnas.core.space import (
     IDENTITY, PRESETS, SPACE_TABLES, SearchSpace, get_space, is_identity, ops_from_paper_indices,
     paper_indices_from_ops, parse_op,
 )
+from bnnas.core.space_file import space_from_record, space_record
 
 ARCH_FORMAT = "bnnas.arch/1"
 
@@ -93,6 +94,9 @@ class Arch:
         }
         if self.benchmark_key is not None:
             d["benchmark_key"] = self.benchmark_key
+        record = space_record(self.space)
+        if record is not None:  # the whole space, so the arch loads without its file
+            d["space_file"] = record
         d.update(self.meta)
         return d
 
@@ -141,10 +145,12 @@ def arch_from_dict(d: dict[str, Any], source: str = "arch") -> Arch:
         raise BNNASError(f"{source}: missing field(s) {', '.join(missing)} (an arch file needs 'space' and 'ops')")
     if not isinstance(d["ops"], list) or not all(isinstance(o, str) for o in d["ops"]):
         raise BNNASError(f"{source}: 'ops' must be a list of op strings like \"k3e6\" or \"id\"")
+    if "space_file" in d:
+        space_from_record(d["space_file"], source)
     space = get_space(d["space"], d.get("num_classes"))
     try:
-        meta = {k: v for k, v in d.items()
-                if k not in ("format", "space", "num_classes", "ops", "paper_indices", "layers", "benchmark_key")}
+        meta = {k: v for k, v in d.items() if k not in ("format", "space", "num_classes", "ops", "paper_indices",
+                                                        "layers", "benchmark_key", "space_file")}
         return Arch.from_ops(space, d["ops"], meta)
     except BNNASError as e:
         raise BNNASError(f"{source}: {e}") from None

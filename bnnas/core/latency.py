@@ -7,6 +7,11 @@ hit every op alike instead of inflating whichever ops were timed during a busy s
 op's median is stable (its estimated standard error is below ``threshold`` of the median) or the time cap is hit.
 The table keeps each op's interquartile range over passes (``spread``); :func:`latency_noise_warning` compares it
 with the latency gaps the search decides on.
+
+``runtime`` picks where ops run: ``torch`` (eager PyTorch on the device) or ``onnxruntime`` (each op exported to ONNX
+and run in its own onnxruntime CPU session, timed the same way). A per-network constant the per-op sum misses
+(dispatch, the sessions' own overhead) can be fitted by ``bnnas latency-check`` and is stored with the table
+(``offset``, included in ``base``).
 """
 
 from __future__ import annotations
@@ -29,9 +34,11 @@ from bnnas.outputs.jsonable import to_jsonable
 from bnnas.core.flops import CostTable
 from bnnas.core.ops import Head, build_op, build_stem
 from bnnas.core.space import SearchSpace
+from bnnas.errors import BNNASError
 
 log = logging.getLogger("bnnas")
 CACHE_FORMAT = 2  # 1 (no "format" field): medians of 10 back-to-back calls, no spread; such caches are re-measured
+RUNTIMES = ("torch", "onnxruntime")
 _ABSENT = 1e30  # JSON has no inf: marks a layer's missing choices in the cached per_op
 
 
@@ -45,6 +52,7 @@ class LatencyTable(CostTable):
     spread: np.ndarray | None = None
     base_spread: float = 0.0
     passes: int = 0  # timing blocks per op behind each median
+    offset: float = 0.0  # per-network constant fitted by latency-check, already included in ``base`` (seconds)
 
 
 @dataclass(frozen=True)
@@ -60,9 +68,32 @@ class TimingSettings:
     threads: int | None = None  # torch intra-op threads while timing (None: the current setting)
 
 
-def _timer(module: nn.Module, x: torch.Tensor, threads: int) -> benchmark.Timer:
+def _timer(module: nn.Module, x: torch.Tensor, threads: int, runtime: str = "torch") -> benchmark.Timer:
+    """A timer of one call of ``module(x)`` in ``runtime``; for onnxruntime the module is exported first."""
     module.eval()
+    if runtime == "onnxruntime":
+        from bnnas.core.onnx_io import ort_session, to_onnx
+
+        session = ort_session(to_onnx(module, x), threads)
+        feed = {session.get_inputs()[0].name: x.detach().cpu().numpy()}
+        return benchmark.Timer(stmt="run(None, feed)", globals={"run": session.run, "feed": feed},
+                               num_threads=threads)
     return benchmark.Timer(stmt="module(x)", globals={"module": module, "x": x}, num_threads=threads)
+
+
+def latency_key(space: SearchSpace, runtime: str, device: torch.device, threads: int, batch: int) -> str:
+    """What a cached table must have been measured for: the space (a file space by its hash too), runtime, device,
+    threads, input size and batch."""
+    name = f"{space.name}#{space.file_sha256[:16]}" if space.file_sha256 else space.name
+    return f"{name}|{runtime}|{device.type}|t{threads}|{space.input_size}px|b{batch}"
+
+
+def check_runtime(runtime: str, device: torch.device | str) -> None:
+    """Refuse a runtime this module cannot time on ``device`` (onnxruntime runs on the CPU provider here)."""
+    if runtime not in RUNTIMES:
+        raise BNNASError(f"unknown latency runtime {runtime!r}; use {' or '.join(RUNTIMES)}")
+    if runtime == "onnxruntime" and torch.device(device).type != "cpu":
+        raise BNNASError("--latency-runtime onnxruntime measures on the CPU; pass --device cpu")
 
 
 @torch.no_grad()
@@ -74,9 +105,10 @@ def _block_size(timer: benchmark.Timer, block_seconds: float) -> int:
 
 
 @torch.no_grad()
-def _measure(units: list[tuple[nn.Module, torch.Tensor]], timing: TimingSettings, threads: int) -> np.ndarray:
-    """(units, passes) per-call seconds, one block per unit per pass."""
-    timers = [_timer(m, x, threads) for m, x in units]
+def _measure(units: list[tuple[nn.Module, torch.Tensor]], timing: TimingSettings, threads: int,
+             runtime: str = "torch") -> np.ndarray:
+    """(units, passes) per-call seconds in ``runtime``, one block per unit per pass."""
+    timers = [_timer(m, x, threads, runtime) for m, x in units]
     numbers = [_block_size(t, timing.block_seconds) for t in timers]
     samples: list[list[float]] = [[] for _ in timers]
     t0 = time.perf_counter()
@@ -105,8 +137,9 @@ def _load_cache(cache: Path, key: str, shape: tuple[int, int]) -> LatencyTable |
         spread = np.array([[np.nan if v is None else v for v in row] for row in doc["spread"]], dtype=np.float64)
         if spread.shape != per_op.shape or per_op.shape != shape:
             raise ValueError(f"a {per_op.shape} table for a {shape} space")
-        return LatencyTable(np.where(per_op >= _ABSENT, np.inf, per_op), float(doc["base"]), "seconds", spread,
-                            float(doc["base_spread"]), int(doc.get("passes", 0)))
+        offset = float(doc.get("offset", 0.0))
+        return LatencyTable(np.where(per_op >= _ABSENT, np.inf, per_op), float(doc["base"]) + offset, "seconds",
+                            spread, float(doc["base_spread"]), int(doc.get("passes", 0)), offset)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
         # unreadable or foreign file: re-measure rather than fail a search
         log.warning("latency cache %s is unreadable (%s: %s); measuring again", cache, type(e).__name__, e)
@@ -114,25 +147,27 @@ def _load_cache(cache: Path, key: str, shape: tuple[int, int]) -> LatencyTable |
 
 
 def measure_latency_table(space: SearchSpace, device: torch.device | str = "cpu", batch: int = 1,
-                          cache: Path | None = None, *, timing: TimingSettings = TimingSettings()) -> LatencyTable:
+                          cache: Path | None = None, *, timing: TimingSettings = TimingSettings(),
+                          runtime: str = "torch") -> LatencyTable:
     """Median seconds of every candidate op at its layer's input shape, plus stem+head as the fixed part, with each
     op's spread (IQR over passes).
 
     Stops when every op's median has a relative standard error <= ``timing.threshold`` (after
     ``timing.min_passes``), or after ``timing.max_passes`` passes or ``timing.max_seconds`` of timing (checked after
-    each pass). ``timing.threads``: torch intra-op threads while timing (default: the current setting). A ``cache``
-    written for the same space/device/batch in the current format is reused; an older or unreadable one is measured
-    again and overwritten.
+    each pass). ``timing.threads``: intra-op threads of torch or onnxruntime while timing (default: torch's current
+    setting). A ``cache`` written for the same :func:`latency_key` in the current format is reused; an older or
+    unreadable one is measured again and overwritten.
     """
     device = torch.device(device)
-    key = f"{space.name}|{device.type}|b{batch}"
+    check_runtime(runtime, device)
+    threads = torch.get_num_threads() if timing.threads is None else int(timing.threads)
+    key = latency_key(space, runtime, device, threads, batch)
     if cache is not None and Path(cache).exists():
         cached = _load_cache(Path(cache), key, (len(space.layers), space.max_choices))
         if cached is not None:
             return cached
     units, where = _timing_units(space, device, batch)
-    threads = torch.get_num_threads() if timing.threads is None else int(timing.threads)
-    samples = _measure(units, timing, threads)
+    samples = _measure(units, timing, threads, runtime)
     med = np.median(samples, axis=1)
     q1, q3 = np.percentile(samples, [25, 75], axis=1)
     iqr = q3 - q1
@@ -146,6 +181,16 @@ def measure_latency_table(space: SearchSpace, device: torch.device | str = "cpu"
     if cache is not None:
         _write_cache(Path(cache), key, table, threads)
     return table
+
+
+def store_offset(cache: Path, table: LatencyTable, offset: float) -> LatencyTable:
+    """``table`` with its per-network ``offset`` (seconds) replaced, written to its ``cache`` (measured for the same
+    key) so that later searches with that cache predict with it."""
+    doc = json.loads(Path(cache).read_text())
+    fitted = LatencyTable(table.per_op, table.base - table.offset + offset, table.unit, table.spread,
+                          table.base_spread, table.passes, offset)
+    _write_cache(Path(cache), doc["key"], fitted, int(doc.get("threads", 0)))
+    return fitted
 
 
 def _timing_units(space: SearchSpace, device: torch.device,
@@ -168,11 +213,12 @@ def _timing_units(space: SearchSpace, device: torch.device,
 
 
 def _write_cache(cache: Path, key: str, table: LatencyTable, threads: int) -> None:
-    """The table as JSON (inf and NaN, which JSON lacks, as ``_ABSENT`` and null), for :func:`_load_cache`."""
+    """The table as JSON (inf and NaN, which JSON lacks, as ``_ABSENT`` and null), for :func:`_load_cache`; ``base``
+    without the offset, which is stored beside it."""
     per_op = table.per_op
     atomic_write_text(cache, json.dumps({
-        "format": CACHE_FORMAT, "key": key,
-        "per_op": np.where(np.isfinite(per_op), per_op, _ABSENT).tolist(), "base": table.base,
+        "format": CACHE_FORMAT, "key": key, "offset": table.offset,
+        "per_op": np.where(np.isfinite(per_op), per_op, _ABSENT).tolist(), "base": table.base - table.offset,
         "spread": to_jsonable(table.spread, nan_to_none=True),
         "base_spread": table.base_spread, "passes": table.passes, "threads": threads,
     }))

@@ -96,6 +96,7 @@ class SearchSpace:
     fc_flops: str = "(2in-1)out"  # how the FC enters the FLOPs count (the papers differ)
     benchmark: str = ""  # a published table of trained archs of this space (bnnas.benchmarks)
     key_ops: tuple[str, ...] = ()  # the benchmark's op encoding: an arch's key has digit key_ops.index(op) a layer
+    file_sha256: str = ""  # a space read from a file (bnnas.core.space_file): the hash of its table, else ""
 
     def __len__(self) -> int:
         return len(self.layers)
@@ -143,6 +144,8 @@ class SpaceTable:
     activation: str = "relu6"
     fc_flops: str = "(2in-1)out"
     benchmark: str = ""  # the table's keys encode each layer's op as its index in ``choices``
+    # (layer, ops) pairs: these layers offer exactly these ops, overriding every rule above (e.g. a fixed layer)
+    layer_ops: tuple[tuple[int, tuple[str, ...]], ...] = ()
 
 
 # NAS-Bench-Macro (Su et al., CVPR 2021) as published: 8 layers choosing identity / k3e3 / k5e6 (its encoding
@@ -236,15 +239,23 @@ SPACE_TABLES: dict[str, SpaceTable] = {
 
 def _layer_choices(name: str, table: SpaceTable, idx: int, cin: int, c: int, stride: int) -> tuple[str, ...]:
     changes_shape = stride != 1 or cin != c
+    explicit = dict(table.layer_ops).get(idx)
+    if explicit is not None:
+        if changes_shape and IDENTITY in explicit:
+            raise ValueError(f"{name}: field 'layer_ops': layer {idx} cannot offer identity (stride {stride}, "
+                             f"{cin}->{c}); use id1x1")
+        return tuple(explicit)
     if idx in table.fixed_identity:
         if changes_shape:
-            raise ValueError(f"{name}: layer {idx} cannot be identity (stride {stride}, {cin}->{c})")
+            raise ValueError(f"{name}: field 'fixed_identity': layer {idx} cannot be identity (stride {stride}, "
+                             f"{cin}->{c})")
         return (IDENTITY,)
     if table.transition_op is not None and changes_shape:
         return (table.transition_op,)
     if table.choices:
         if changes_shape and IDENTITY in table.choices and table.transition_identity is None:
-            raise ValueError(f"{name}: layer {idx} changes shape, so its identity needs a transition_identity")
+            raise ValueError(f"{name}: field 'choices': layer {idx} changes shape, so its identity needs a "
+                             "transition_identity")
         return tuple(table.transition_identity if op == IDENTITY and changes_shape else op for op in table.choices)
     choices = MBCONV_OPS
     if not changes_shape:
@@ -254,7 +265,7 @@ def _layer_choices(name: str, table: SpaceTable, idx: int, cin: int, c: int, str
     return choices
 
 
-def build_space(name: str, table: SpaceTable, num_classes: int | None = None) -> SearchSpace:
+def build_space(name: str, table: SpaceTable, num_classes: int | None = None, file_sha256: str = "") -> SearchSpace:
     if table.activation not in ACTIVATIONS or table.fc_flops not in FC_CONVENTIONS:
         raise ValueError(f"{name}: activation must be one of {ACTIVATIONS}, fc_flops one of {FC_CONVENTIONS}")
     size = math.ceil(table.input_size / table.stem[1])
@@ -278,6 +289,7 @@ def build_space(name: str, table: SpaceTable, num_classes: int | None = None) ->
         feature_layers=tuple(feature_layers), bn_after_every_op=table.bn_after_every_op,
         description=table.description, default_budget=table.default_budget, activation=table.activation,
         fc_flops=table.fc_flops, benchmark=table.benchmark, key_ops=table.choices if table.benchmark else (),
+        file_sha256=file_sha256,
     )
 
 
@@ -285,15 +297,52 @@ def space_at_resolution(space: SearchSpace, input_size: int) -> SearchSpace:
     """The same space (widths, strides, classes) with spatial sizes for ``input_size`` -- for FLOPs at that size."""
     if input_size == space.input_size:
         return space
-    table = dataclasses.replace(SPACE_TABLES[space.name], input_size=input_size)
-    return build_space(space.name, table, space.num_classes)
+    table = dataclasses.replace(space_table(space.name), input_size=input_size)
+    return build_space(space.name, table, space.num_classes, space.file_sha256)
+
+
+# spaces read from files in this process: name -> (table, sha256 of the table); see bnnas.core.space_file
+_FILE_TABLES: dict[str, tuple[SpaceTable, str]] = {}
+SPACE_FILE_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def space_table(name: str) -> SpaceTable:
+    """The table of a built-in space or of a file space loaded in this process."""
+    if name in SPACE_TABLES:
+        return SPACE_TABLES[name]
+    if name in _FILE_TABLES:
+        return _FILE_TABLES[name][0]
+    raise BNNASError(f"unknown search space {name!r}; known spaces: {', '.join(sorted(SPACE_TABLES))} "
+                     "(or a space file: .yaml/.json, see docs/spaces.md)")
+
+
+def register_space(name: str, table: SpaceTable, sha256: str) -> SearchSpace:
+    """Make a file space known by ``name`` in this process; the same name with other contents is an error
+    (a run's records name spaces, so one name must mean one space)."""
+    built = build_space(name, table, file_sha256=sha256)
+    if name in SPACE_TABLES:
+        if dataclasses.replace(built, file_sha256="", description="") != dataclasses.replace(
+                get_space(name), description=""):
+            raise BNNASError(f"field 'name': {name!r} is a built-in space with other contents; give the file space "
+                             "another name")
+        return get_space(name)  # a dumped built-in space is that space
+    known = _FILE_TABLES.get(name)
+    if known is not None and known[1] != sha256:
+        raise BNNASError(f"field 'name': a different space named {name!r} is already loaded; give this one another "
+                         "name")
+    _FILE_TABLES[name] = (table, sha256)
+    return built
 
 
 def get_space(name: str, num_classes: int | None = None) -> SearchSpace:
-    """Look a space up by name; ``num_classes`` overrides the classifier width (e.g. 10 for digits)."""
-    if name not in SPACE_TABLES:
-        raise BNNASError(f"unknown search space {name!r}; known spaces: {', '.join(sorted(SPACE_TABLES))}")
-    return build_space(name, SPACE_TABLES[name], num_classes)
+    """Look a space up by name or read it from a ``.yaml``/``.json`` file (:mod:`bnnas.core.space_file`);
+    ``num_classes`` overrides the classifier width (e.g. 10 for digits)."""
+    if str(name).lower().endswith(SPACE_FILE_SUFFIXES):
+        from bnnas.core.space_file import load_space_file  # the file format sits on top of this module
+
+        name = load_space_file(name).name
+    table = space_table(name)
+    return build_space(name, table, num_classes, _FILE_TABLES[name][1] if name in _FILE_TABLES else "")
 
 
 def list_spaces() -> list[str]:

@@ -145,7 +145,11 @@ class SupernetTrainer(Trainer):
             self.write_score_history()
 
     def _extra_state(self) -> dict[str, Any]:
-        return {"space": self.model.space.name, "num_classes": self.model.space.num_classes}
+        from bnnas.core.space_file import space_record
+
+        record = space_record(self.model.space)  # a file space travels with its checkpoint
+        return {"space": self.model.space.name, "num_classes": self.model.space.num_classes,
+                **({"space_file": record} if record else {})}
 
     def _check_identity(self, ckpt: dict[str, Any], path: Path) -> None:
         if ckpt["space"] != self.model.space.name or ckpt["num_classes"] != self.model.space.num_classes:
@@ -170,6 +174,10 @@ def load_supernet(path: str | Path) -> tuple[Supernet, dict]:
 
     ckpt = load_checkpoint(path, kind="supernet")
     check_state_format(ckpt, Path(path))
+    if "space_file" in ckpt:
+        from bnnas.core.space_file import space_from_record
+
+        space_from_record(ckpt["space_file"], str(path))
     model = Supernet(get_space(ckpt["space"], ckpt["num_classes"]))
     load_state_strict(model, ckpt["state_dict"], str(path))
     return model, ckpt
