@@ -255,8 +255,8 @@ def test_latency_budget_that_binds_and_corrupt_cache(reference, data, tmp_path, 
     chosen = load_arch(wd / "arch.json").choices
     assert s["budget_unit"] == "ms" and s["search"]["exact"]["cost"] <= budget_ms + 1e-9
     assert chosen != free and table.of(chosen) * 1e3 <= budget_ms + 1e-9  # the budget bound the choice
-    (wd / "latency_table.json").write_text('{"format": 2, "key": "spos-small|cpu|b1", "per_op": [[1, 2]], '
-                                           '"spread": [[0, 0]], "base": 0, "base_spread": 0}')  # wrong shape
+    cached = json.loads((wd / "latency_table.json").read_text())  # this run's own format and key, wrong shape
+    (wd / "latency_table.json").write_text(json.dumps({**cached, "per_op": [[1, 2]], "spread": [[0, 0]]}))
     assert search_main(["--supernet", str(reference / "supernet.pth"), "--data", str(data), "--space", "spos-small",
                         "--work-dir", str(wd), "--quiet", "--latency", "1000", "--search", "exact"]) == 0
     assert "unreadable" in (wd / "log.txt").read_text()
